@@ -46,6 +46,18 @@ class Backend:
         for spec in contract.KERNELS:
             setattr(self, spec.name, _checked(spec, getattr(module, spec.name)))
 
+    def set_num_threads(self, n: int) -> None:
+        """Threads the backend's kernels may use (the reference follows numpy's BLAS and ignores it)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: thread count must be an integer >= 1, got {n!r}")
+        fn = getattr(self.raw, "set_num_threads", None)
+        if fn is not None:
+            fn(n)
+
+    def get_num_threads(self) -> int:
+        fn = getattr(self.raw, "get_num_threads", None)
+        return fn() if fn is not None else 1
+
     def __repr__(self):
         return f"<pynet kernels backend {self.name!r}>"
 
