@@ -43,7 +43,9 @@ step t counted from 1. Both return max|Δ| over the buffer, which is what the GD
 Tolerances
 ----------
 :data:`TOLERANCE` gives (rtol, atol) per dtype for comparing a backend with the reference: per
-kernel, and for the parameters after one fused epoch from the same start and batch order.
+kernel, and for the parameters after one fused epoch from the same start and batch order. The
+comparison is array-wise, max|x − ref| ≤ rtol·max|ref| + atol (:func:`close`): a dot product's
+rounding error scales with the size of its terms, not of its (possibly cancelled) result.
 """
 from __future__ import annotations
 
@@ -85,6 +87,22 @@ TOLERANCE = {
     np.dtype(np.float32): (1e-5, 1e-6),
     np.dtype(np.float64): (1e-10, 1e-12),
 }
+
+
+def close(actual, expected, dtype=None) -> bool:
+    """True when ``actual`` matches ``expected`` within the contract tolerance for ``dtype``."""
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    rtol, atol = TOLERANCE[np.dtype(dtype or np.float64)]
+    if actual.shape != expected.shape:
+        return False
+    if actual.size == 0:
+        return True
+    finite = np.isfinite(expected)
+    if not np.array_equal(finite, np.isfinite(actual)):
+        return False
+    scale = np.max(np.abs(expected[finite]), initial=0.0)
+    return bool(np.max(np.abs(actual[finite] - expected[finite]), initial=0.0) <= rtol * scale + atol)
 
 
 def code(registry: tuple, name, argument: str) -> int:
