@@ -222,6 +222,16 @@ def _step(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, a
     return value, moved
 
 
+def _quiet(fn):
+    """Divergence is reported through the returned loss, not through NumPy's overflow warnings."""
+    def wrapped(*args):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args)
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
+@_quiet
 def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, opt, hyper, state, step,
                 workspace, alive, grad_sq):
     total, rows = 0.0, 0
@@ -236,6 +246,7 @@ def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, op
     return total if loss == SSR or rows == 0 else total / rows
 
 
+@_quiet
 def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, tol, max_steps,
              workspace, losses, last_step):
     no_alive, no_grad = np.zeros(0, np.int64), np.zeros(0)
@@ -249,6 +260,7 @@ def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step
     return max_steps
 
 
+@_quiet
 def predict(params, sizes, acts, X, out, block, workspace):
     layers = _views(params, sizes)
     for start in range(0, X.shape[0], block):

@@ -1,0 +1,171 @@
+"""Backend selection, persistence errors, datasets, CSV loading and the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kernels
+import pynet
+from pynet import cli, datasets
+
+
+def test_import_compiles_nothing():
+    code = "import sys, pynet; assert 'numba' not in sys.modules, 'numba imported'; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_kernels_never_import_pynet():
+    code = "import sys, kernels; kernels.load('numpy'); assert 'pynet' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_available_backends_fastest_first():
+    names = pynet.available_backends()
+    assert names == [b for b in kernels.BACKENDS if b in names]
+    assert "numpy" in names
+    for name, why in pynet.unavailable_reasons().items():
+        assert name not in names and why
+
+
+def test_set_backend_and_environment(monkeypatch):
+    monkeypatch.setattr(pynet._backend, "_default", None)
+    monkeypatch.setenv("PYNET_BACKEND", "numpy")
+    assert pynet.MLP([2, 1]).backend == "numpy"
+    pynet.set_backend("auto")
+    assert pynet.MLP([2, 1]).backend == pynet.available_backends()[0]
+    with pytest.raises(ValueError, match="backend: unknown backend 'gpu'"):
+        pynet.set_backend("gpu")
+    monkeypatch.setenv("PYNET_BACKEND", "fortran")
+    monkeypatch.setattr(pynet._backend, "_default", None)
+    with pytest.raises(ValueError, match="PYNET_BACKEND"):
+        pynet.MLP([2, 1]).backend
+
+
+def test_unavailable_backend_says_why(monkeypatch):
+    monkeypatch.setitem(kernels._errors, "c", "backend 'c' is unavailable: no compiler. install gcc")
+    monkeypatch.delitem(kernels._loaded, "c", raising=False)
+    with pytest.raises(kernels.BackendUnavailable, match="install gcc"):
+        pynet.MLP([2, 1], backend="c").backend
+    assert pynet._backend.resolve("auto").name != "c"
+
+
+def test_model_file_errors(tmp_path):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 3], output="softmax", backend="numpy")
+    net.fit(X, y, epochs=1)
+    path = tmp_path / "m.npz"
+    net.save(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(pynet.ModelFileError, match="truncated or corrupted"):
+        pynet.load(tmp_path / "cut.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["meta"]))
+    arrays["params"] = arrays["params"] + 1  # tampered parameters
+    np.savez(tmp_path / "tampered.npz", **arrays)
+    with pytest.raises(pynet.ModelFileError, match="checksum"):
+        pynet.load(tmp_path / "tampered.npz")
+    meta["format_version"] = 99
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "future.npz", **arrays)
+    with pytest.raises(pynet.ModelFileError, match="version 99"):
+        pynet.load(tmp_path / "future.npz")
+    with pytest.raises(pynet.ModelFileError, match="no model file"):
+        pynet.load(tmp_path / "missing.npz")
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_shipped_datasets():
+    X, y = datasets.load("iris")
+    assert X.shape == (150, 4) and sorted(np.bincount(y)) == [50, 50, 50]
+    X, y = datasets.load("digits")
+    assert X.shape == (1797, 64) and set(y) == set(range(10)) and X.max() == 16
+    Xtr, Xte, ytr, yte = datasets.train_test_split(X, y, 0.25, seed=3)
+    assert len(Xte) + len(Xtr) == 1797 and abs(len(Xte) - 449) <= 10
+    again = datasets.train_test_split(X, y, 0.25, seed=3)
+    np.testing.assert_array_equal(again[1], Xte)
+    for name in datasets.SYNTHETIC:
+        X, y = datasets.load(name)
+        assert X.ndim == 2 and len(X) == len(y)
+
+
+def test_read_csv(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("a,b,label\n1,2,cat\n3,4.5,dog\n")
+    X, y, names = datasets.read_csv(good, target="label")
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4.5]])
+    assert y.tolist() == ["cat", "dog"] and names == ["a", "b"]
+    cases = {
+        "a,b,label\n1,2,cat\n": ("label2", "no column 'label2'"),
+        "a,b,label\n1,2\n": ("label", "line 2 has 2 cells"),
+        "a,b,label\n1,x,cat\n": ("label", "non-numeric value 'x' at line 2, column 'b'"),
+        "": (None, "is empty"),
+    }
+    for i, (text, (target, message)) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.csv"
+        path.write_text(text)
+        with pytest.raises(datasets.CSVError, match=message):
+            datasets.read_csv(path, target=target)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "pynet.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_train_digits_json():
+    out = _cli("train", "--dataset", "digits", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    for key in ("backend", "test_accuracy", "train_seconds", "epochs", "stop_reason"):
+        assert key in summary
+    assert summary["test_accuracy"] >= 0.95
+    assert summary["backend"] == pynet.available_backends()[0]
+
+
+def test_cli_train_csv_regression_and_save(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (200, 2))
+    rows = "\n".join(f"{a},{b},{a - 2 * b + 0.5}" for a, b in x)
+    (tmp_path / "d.csv").write_text("x1,x2,y\n" + rows + "\n")
+    model = tmp_path / "m.npz"
+    out = _cli("train", "--csv", str(tmp_path / "d.csv"), "--target", "y", "--hidden", "8",
+               "--epochs", "100", "--json", "--save", str(model))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["test_mse"] < 0.01 and model.exists()
+    assert pynet.load(model).layers == [2, 8, 1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--csv", "/no/such.csv"), "no such file"),
+    (("train", "--dataset", "iris", "--lr", "-1"), "--lr"),
+    (("train", "--dataset", "iris", "--hidden", "4,x"), "--hidden"),
+    (("train", "--dataset", "iris", "--backend", "gpu"), "--backend"),
+    (("train", "--dataset", "iris", "--tol", "0.1"), "--tol"),
+])
+def test_cli_errors_are_one_line(args, message):
+    out = _cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_info_json():
+    out = _cli("info", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert set(info["backends"]) == set(kernels.BACKENDS)
+    assert info["backends"]["numpy"]["available"]
+    for key in ("versions", "cpu", "simd", "cores", "threads"):
+        assert key in info
+
+
+def test_cli_main_in_process(capsys):
+    assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "50", "--quiet",
+                     "--backend", "numpy"]) == 0
+    assert "test accuracy" in capsys.readouterr().out

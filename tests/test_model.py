@@ -1,0 +1,256 @@
+"""The model API on every backend: accuracy on real data, stopping rules, labels, persistence."""
+import warnings
+
+import numpy as np
+import pytest
+
+import pynet
+from pynet import datasets
+
+
+def _split(name, seed=0):
+    X, y = datasets.load(name)
+    return datasets.train_test_split(X, y, 0.25, seed=seed)
+
+
+def test_digits_reaches_95_percent(backend):
+    Xtr, Xte, ytr, yte = _split("digits")
+    net = pynet.MLP([64, 64, 10], output="softmax", backend=backend, standardize=True, seed=0)
+    net.fit(Xtr, ytr, loss="cross_entropy", optimizer="sgd", lr=0.05, batch_size=32, epochs=40)
+    assert net.score(Xte, yte) >= 0.95
+
+
+def test_iris_reaches_93_percent(backend):
+    scores = []
+    for seed in range(3):  # 38-row test sets: average over three seeded splits
+        Xtr, Xte, ytr, yte = _split("iris", seed)
+        net = pynet.MLP([4, 16, 3], output="softmax", backend=backend, standardize=True, seed=seed)
+        net.fit(Xtr, ytr, loss="cross_entropy", optimizer="adam", lr=0.01, batch_size=16, epochs=150)
+        scores.append(net.score(Xte, yte))
+    assert np.mean(scores) >= 0.93, scores
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+def test_sine_regression(backend, activation):
+    X, y = datasets.sine(n=400, noise=0.0, seed=1)
+    net = pynet.MLP([1, 32, 32, 1], activation=activation, backend=backend, seed=0)
+    net.fit(X, y, loss="mse", optimizer="adam", lr=0.01, batch_size=32, epochs=300)
+    assert np.mean((net.predict(X) - y) ** 2) < 0.01
+
+
+def test_linear_regression_by_gd_stops_on_tol(backend):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 3, (40, 1))
+    y = 2.0 * x[:, 0] + 1.0
+    line = pynet.MLP([1, 1], activation="identity", backend=backend, dtype="float64")
+    h = line.fit(x, y, loss="ssr", optimizer="gd", lr=0.002, tol=1e-6, max_steps=10_000)
+    assert h.stop_reason.startswith("tol: every parameter step < 1e-06 at step ")
+    assert int(h.stop_reason.rsplit(" ", 1)[1]) == h.epochs < 10_000
+    assert line.weights[0][0, 0] == pytest.approx(2.0, abs=1e-3)
+    assert line.biases[0][0] == pytest.approx(1.0, abs=1e-3)
+    assert h.loss[-1] < h.loss[0]
+
+
+def test_gd_stops_on_max_steps(backend):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 3, (40, 1))
+    line = pynet.MLP([1, 1], activation="identity", backend=backend, dtype="float64")
+    h = line.fit(x, 3 * x[:, 0], loss="ssr", optimizer="gd", lr=1e-4, tol=1e-12, max_steps=25)
+    assert h.stop_reason == "max_steps: reached 25 steps"
+    assert h.epochs == 25
+
+
+def test_string_labels_and_classes(backend):
+    X, y = datasets.load("iris")
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    net = pynet.MLP([4, 8, 3], output="softmax", backend=backend, standardize=True)
+    net.fit(X, names, loss="cross_entropy", optimizer="adam", lr=0.01, epochs=30, batch_size=16)
+    assert net.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+    pred = net.predict(X)
+    assert set(pred) <= set(net.classes_)
+    proba = net.predict_proba(X)
+    assert proba.shape == (150, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(net.classes_[proba.argmax(axis=1)], pred)
+    with pytest.raises(ValueError, match="not seen at fit"):
+        net.score(X[:2], np.array(["setosa", "rose"]))
+
+
+def test_binary_sigmoid_output(backend):
+    X, y = datasets.xor(n=400, noise=0.05)
+    labels = np.where(y == 1, "yes", "no")
+    net = pynet.MLP([2, 16, 1], activation="tanh", output="sigmoid", backend=backend, seed=1)
+    net.fit(X, labels, loss="binary_cross_entropy", optimizer="adam", lr=0.02, epochs=100, batch_size=32)
+    assert net.score(X, labels) > 0.95
+    proba = net.predict_proba(X)
+    assert proba.shape == (400, 2) and net.classes_.tolist() == ["no", "yes"]
+
+
+def test_multi_output_regression(backend):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 3))
+    Y = np.column_stack([X @ [1.0, -2.0, 0.5], X[:, 0] - X[:, 2]])
+    net = pynet.MLP([3, 2], activation="identity", backend=backend, dtype="float64")
+    net.fit(X, Y, loss="mse", optimizer="sgd", lr=0.1, epochs=50, batch_size=30)
+    assert net.predict(X).shape == (300, 2)
+    assert net.score(X, Y) > 0.999
+
+
+def test_save_load_round_trip(backend, tmp_path):
+    Xtr, Xte, ytr, _ = _split("iris")
+    names = np.array(["a", "b", "c"])[ytr]
+    net = pynet.MLP([4, 8, 3], output="softmax", backend=backend, standardize=True)
+    net.fit(Xtr, names, loss="cross_entropy", lr=0.05, epochs=5)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    net2 = pynet.load(path, backend=backend)
+    np.testing.assert_array_equal(net2.predict(Xte), net.predict(Xte))
+    np.testing.assert_array_equal(net2.predict_proba(Xte), net.predict_proba(Xte))
+    assert net2.classes_.tolist() == ["a", "b", "c"]
+    np.testing.assert_array_equal(net2.params, net.params)
+    assert net2.weights[0].base is net2.params or np.shares_memory(net2.weights[0], net2.params)
+
+
+def test_weights_are_views_into_the_flat_buffer():
+    net = pynet.MLP([3, 4, 2], backend="numpy")
+    assert net.params.ndim == 1 and net.params.size == 3 * 4 + 4 + 4 * 2 + 2
+    assert [w.shape for w in net.weights] == [(3, 4), (4, 2)]
+    net.params[:] = 0
+    assert all(np.all(w == 0) for w in net.weights)
+    net.weights[1][0, 0] = 5
+    assert net.params[3 * 4 + 4] == 5
+
+
+def test_same_seed_same_result(backend):
+    X, y = datasets.load("iris")
+    runs = []
+    for _ in range(2):
+        net = pynet.MLP([4, 8, 3], output="softmax", backend=backend, seed=42, standardize=True)
+        net.fit(X, y, loss="cross_entropy", lr=0.05, epochs=5, validation_split=0.2)
+        runs.append(net.params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_history_and_early_stopping_restore_best(backend):
+    X, y = datasets.load("digits")
+    net = pynet.MLP([64, 32, 10], output="softmax", backend=backend, standardize=True)
+    snapshots = []
+    h = net.fit(X, y, loss="cross_entropy", lr=0.5, epochs=60, validation_split=0.2, early_stopping=True,
+                patience=3, callback=lambda epoch, hist: snapshots.append(net.params.copy()))
+    assert h.monitor == "val_loss"
+    assert len(h.loss) == len(h.val_loss) == len(h.val_metric) == len(h.seconds) == h.epochs
+    assert h.stop_reason.startswith("early_stopping") and h.epochs < 60
+    assert h.best_loss == min(h.val_loss) and h.val_loss[h.best_epoch] == h.best_loss
+    assert h.best_epoch < h.epochs - 1
+    np.testing.assert_array_equal(net.params, snapshots[h.best_epoch])
+
+
+def test_continuing_a_fit_keeps_optimizer_state(backend):
+    X, y = datasets.load("iris")
+    a = pynet.MLP([4, 8, 3], output="softmax", backend=backend, standardize=True, seed=5)
+    a.fit(X, y, loss="cross_entropy", optimizer="adam", lr=0.01, epochs=4, shuffle=False, batch_size=150)
+    b = pynet.MLP([4, 8, 3], output="softmax", backend=backend, standardize=True, seed=5)
+    b.fit(X, y, loss="cross_entropy", optimizer="adam", lr=0.01, epochs=2, shuffle=False, batch_size=150)
+    b.fit(X, y, loss="cross_entropy", optimizer="adam", lr=0.01, epochs=2, shuffle=False, batch_size=150)
+    np.testing.assert_allclose(b.params, a.params, rtol=1e-6, atol=1e-7)
+    assert b.epochs_trained_ == 4
+
+
+def test_divergence_stops_with_a_hint_and_finite_weights(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)) * 100
+    y = X.sum(axis=1) * 100
+    net = pynet.MLP([3, 16, 1], backend=backend, dtype="float32")
+    with pytest.warns(pynet.DivergenceWarning, match="lower learning rate"):
+        h = net.fit(X, y, loss="ssr", lr=10.0, epochs=50, batch_size=8)
+    assert h.stop_reason.startswith("diverged")
+    assert np.all(np.isfinite(net.params))
+
+
+def test_sample_weight_equals_repeated_rows(backend):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20, 2))
+    y = X @ [1.0, 2.0]
+    w = rng.integers(1, 4, 20)
+    a = pynet.MLP([2, 1], activation="identity", backend=backend, dtype="float64")
+    a.fit(X, y, loss="mse", optimizer="gd", lr=0.05, max_steps=30, tol=0.0, sample_weight=w.astype(float))
+    b = pynet.MLP([2, 1], activation="identity", backend=backend, dtype="float64")
+    b.fit(np.repeat(X, w, axis=0), np.repeat(y, w), loss="mse", optimizer="gd", lr=0.05, max_steps=30, tol=0.0)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-9)
+
+
+def test_dtype_is_kept_end_to_end(backend):
+    X, y = datasets.load("iris")
+    for dtype in ("float32", "float64"):
+        net = pynet.MLP([4, 5, 3], output="softmax", backend=backend, dtype=dtype)
+        net.fit(X, y, loss="cross_entropy", epochs=1)
+        assert net.params.dtype == dtype and net.predict_proba(X).dtype == dtype
+
+
+def test_fit_does_not_modify_caller_arrays(backend):
+    X, y = datasets.load("iris")
+    X0, y0 = X.copy(), y.copy()
+    pynet.MLP([4, 5, 3], output="softmax", backend=backend, standardize=True).fit(X, y, epochs=2)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(epochs=0), "epochs"),
+    (dict(batch_size=0), "batch_size"), (dict(batch_size=10_000), "batch_size"),
+    (dict(optimizer="rmsprop"), "optimizer"), (dict(loss="hinge"), "loss"),
+    (dict(validation_split=1.5), "validation_split"), (dict(tol=1e-3), "tol"),
+])
+def test_bad_fit_arguments_name_the_argument(kwargs, match):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 5, 3], output="softmax", backend="numpy")
+    with pytest.raises((ValueError, TypeError), match=match):
+        net.fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("X, match", [
+    (np.full((5, 4), np.nan), "NaN"), (np.ones(4), "2-D"), (np.ones((0, 4)), "empty"),
+    (np.ones((5, 3)), "features"), (np.ones((5, 4), complex), "complex"), (np.array([["a"] * 4] * 5), "numbers"),
+])
+def test_bad_inputs_name_the_argument(X, match):
+    net = pynet.MLP([4, 3], output="softmax", backend="numpy")
+    with pytest.raises((ValueError, TypeError), match=f"X: .*{match}|{match}"):
+        net.predict(X)
+
+
+def test_dead_relu_detector_fires_on_a_dead_network(backend):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 16, 3], output="softmax", backend=backend, standardize=True)
+    net.biases[0][:] = -100.0  # every hidden ReLU is 0 for every sample
+    with pytest.warns(pynet.DeadUnitWarning, match="hidden layer 1: 100%"):
+        h = net.fit(X, y, loss="cross_entropy", lr=0.05, epochs=2)
+    assert h.dead_fraction[0] == [1.0]
+
+
+def test_dead_relu_detector_is_quiet_on_a_healthy_network(backend):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 16, 3], output="softmax", backend=backend, standardize=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pynet.PynetWarning)
+        h = net.fit(X, y, loss="cross_entropy", lr=0.05, epochs=5)
+    assert all(f < 0.5 for row in h.dead_fraction for f in row)
+    assert len(h.grad_norm) == h.epochs and all(len(g) == 2 and g[0] > 0 for g in h.grad_norm)
+
+
+def test_vanishing_gradient_detector(backend):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 16, 16, 16, 16, 3], activation="sigmoid", output="softmax", backend=backend,
+                    standardize=True)
+    for W in net.weights[:-1]:
+        W *= 0.05  # tiny weights: every sigmoid layer scales the gradient by about 0.05/4
+    with pytest.warns(pynet.VanishingGradientWarning, match="vanishing gradients"):
+        net.fit(X, y, loss="cross_entropy", lr=0.01, epochs=1)
+
+
+def test_dead_units_detected_in_full_batch_gd(backend):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 8, 3], output="softmax", backend=backend, standardize=True)
+    net.biases[0][:4] = -100.0
+    with pytest.warns(pynet.DeadUnitWarning, match="50%"):
+        h = net.fit(X, y, loss="cross_entropy", optimizer="gd", lr=0.1, max_steps=10, tol=0.0)
+    assert h.dead_fraction[-1] == [0.5]
