@@ -1,0 +1,99 @@
+/* activations.c — elementwise activations and softmax, generic over REAL. Derivatives use the
+ * activation's output A, so the forward pass keeps only A. */
+
+/* σ(z) split by sign so exp never overflows */
+static inline REAL SFX(sigmoid1)(REAL z)
+{
+    const REAL e = R_EXP(-R_FABS(z));
+    return (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
+}
+
+void SFX(pynet_activation_forward)(int act, int64_t size, const REAL *Z, REAL *A)
+{
+    switch (act) {
+    case ACT_IDENTITY:
+        if (A != Z)
+            for (int64_t t = 0; t < size; ++t)
+                A[t] = Z[t];
+        break;
+    case ACT_RELU:
+        for (int64_t t = 0; t < size; ++t)
+            A[t] = Z[t] < 0 ? 0 : Z[t];   /* NaN passes through, as np.maximum does */
+        break;
+    case ACT_SOFTPLUS: /* max(z, 0) + log1p(e^−|z|): finite for every z */
+        for (int64_t t = 0; t < size; ++t)
+            A[t] = (Z[t] > 0 ? Z[t] : 0) + R_LOG1P(R_EXP(-R_FABS(Z[t])));
+        break;
+    case ACT_SIGMOID:
+        for (int64_t t = 0; t < size; ++t)
+            A[t] = SFX(sigmoid1)(Z[t]);
+        break;
+    case ACT_TANH:
+        for (int64_t t = 0; t < size; ++t)
+            A[t] = R_TANH(Z[t]);
+        break;
+    default:
+        break;
+    }
+}
+
+void SFX(pynet_activation_backward)(int act, int64_t size, const REAL *A, const REAL *dA, REAL *dZ)
+{
+    switch (act) {
+    case ACT_IDENTITY:
+        if (dZ != dA)
+            for (int64_t t = 0; t < size; ++t)
+                dZ[t] = dA[t];
+        break;
+    case ACT_RELU:
+        for (int64_t t = 0; t < size; ++t)
+            dZ[t] = dA[t] * (REAL)(A[t] > 0);   /* a product, as the reference: NaN/inf in dA propagate */
+        break;
+    case ACT_SOFTPLUS: /* softplus'(z) = σ(z) = 1 − e^(−A) */
+        for (int64_t t = 0; t < size; ++t)
+            dZ[t] = dA[t] * -R_EXPM1(-A[t]);
+        break;
+    case ACT_SIGMOID:
+        for (int64_t t = 0; t < size; ++t)
+            dZ[t] = dA[t] * (A[t] * (1 - A[t]));
+        break;
+    case ACT_TANH:
+        for (int64_t t = 0; t < size; ++t)
+            dZ[t] = dA[t] * (1 - A[t] * A[t]);
+        break;
+    default:
+        break;
+    }
+}
+
+void SFX(pynet_softmax)(int64_t n, int64_t k, const REAL *Z, REAL *P)
+{
+    for (int64_t r = 0; r < n; ++r) {
+        const REAL *z = Z + r * k;
+        REAL *p = P + r * k;
+        REAL mx = z[0];
+        for (int64_t j = 1; j < k; ++j)
+            mx = z[j] > mx ? z[j] : mx;
+        REAL s = 0;
+        for (int64_t j = 0; j < k; ++j) {
+            p[j] = R_EXP(z[j] - mx);   /* max-shift: the largest term is exp(0) = 1 */
+            s += p[j];
+        }
+        const REAL inv = 1 / s;
+        for (int64_t j = 0; j < k; ++j)
+            p[j] *= inv;
+    }
+}
+
+void SFX(pynet_softmax_backward)(int64_t n, int64_t k, const REAL *P, const REAL *dP, REAL *dZ)
+{
+    for (int64_t r = 0; r < n; ++r) {
+        const REAL *p = P + r * k, *dp = dP + r * k;
+        REAL *dz = dZ + r * k;
+        REAL s = 0;
+        for (int64_t j = 0; j < k; ++j)
+            s += dp[j] * p[j];
+        for (int64_t j = 0; j < k; ++j)   /* after the row sum, so dZ may alias dP */
+            dz[j] = p[j] * (dp[j] - s);
+    }
+}

@@ -1,0 +1,29 @@
+/* config.h — GEMM blocking sizes and threading threshold, in one place (BLIS style).
+ *
+ * MR×NR is the register tile of the micro-kernel (6×16 floats = 12 ymm accumulators; 6×8 doubles
+ * likewise). KC×NR of packed B (16 KiB) stays in L1 across the 1st loop, MC×KC of packed A
+ * (144 KiB f32 / 144 KiB f64) in the 512 KiB L2, KC×NC of packed B in L3.
+ * The scalar and SIMD micro-kernels share MR/NR because they share the packing format. */
+#ifndef PYNET_CONFIG_H
+#define PYNET_CONFIG_H
+
+#define PYNET_MR      6
+
+#define PYNET_NR_F32  16
+#define PYNET_MC_F32  144
+#define PYNET_KC_F32  256
+#define PYNET_NC_F32  4096
+
+#define PYNET_NR_F64  8
+#define PYNET_MC_F64  72
+#define PYNET_KC_F64  256
+#define PYNET_NC_F64  2048
+
+/* Below this many multiply-adds (m·n·k) a GEMM runs on one thread: the fork/join and the barriers
+ * cost more than they save. Measured on the 2-core Zen 3 box (see docs/performance.md). */
+#define PYNET_PAR_MIN_MACS (96.0 * 96.0 * 96.0)
+
+/* Alignment of the packing buffers (a cache line; NR floats per k-row = 64 bytes). */
+#define PYNET_ALIGN 64
+
+#endif

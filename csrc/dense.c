@@ -1,0 +1,38 @@
+/* dense.c — the dense layer, generic over REAL. All three products go through one strided GEMM. */
+
+void SFX(pynet_dense_forward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b,
+                                 REAL *Z, const SFX(pynet_pack) *pk)
+{
+    /* start Z at the bias and accumulate X·W into it: saves a second pass over Z */
+    for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < o; ++j)
+            Z[r * o + j] = b[j];
+    SFX(pynet_gemm_ws)(n, o, i, X, i, 1, W, o, 1, Z, o, 1, pk);
+}
+
+void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
+                                  REAL *dW, REAL *db, REAL *dX, const SFX(pynet_pack) *pk)
+{
+    /* dW = Xᵀ·dZ: A(r, p) = X[p*i + r], i.e. row stride 1, column stride i */
+    SFX(pynet_gemm_ws)(i, o, n, X, 1, i, dZ, o, 1, dW, o, 0, pk);
+    /* db: column sums, row by row in a fixed order */
+    for (int64_t j = 0; j < o; ++j)
+        db[j] = 0;
+    for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < o; ++j)
+            db[j] += dZ[r * o + j];
+    /* dX = dZ·Wᵀ: B(p, j) = W[j*o + p], i.e. row stride 1, column stride o */
+    if (dX)
+        SFX(pynet_gemm_ws)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, pk);
+}
+
+void SFX(pynet_dense_forward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b, REAL *Z)
+{
+    SFX(pynet_dense_forward_ws)(n, i, o, X, W, b, Z, NULL);
+}
+
+void SFX(pynet_dense_backward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
+                               REAL *dW, REAL *db, REAL *dX)
+{
+    SFX(pynet_dense_backward_ws)(n, i, o, X, W, dZ, dW, db, dX, NULL);
+}

@@ -1,0 +1,201 @@
+/* gemm.c — BLIS-style GEMM, generic over REAL: C = A·B (beta 0) or C += A·B (beta 1).
+ *
+ * A and B are addressed through row and column strides, so X·W, Xᵀ·dZ and dZ·Wᵀ are all the same
+ * call: packing reads whatever layout it is given and writes MR-row / NR-column micro-panels, and
+ * no transposed copy is ever made. Threads split packing and the (jr, ir) tiles of each block by
+ * fixed index ranges; each C element is computed by one thread in a fixed k order, so results do
+ * not depend on the thread count. */
+
+static int64_t SFX(ceil_div)(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Pack rows [p0*MR, p1*MR) of the mc×kc block of A into MR-row micro-panels, k-major. */
+static void SFX(pack_a)(int64_t mc, int64_t kc, const REAL *A, int64_t rsa, int64_t csa, REAL *ap,
+                        int64_t p0, int64_t p1)
+{
+    for (int64_t p = p0; p < p1; ++p) {                /* one micro-panel of MR rows */
+        const int64_t i0 = p * PYNET_MR, mr = PYNET_MIN(PYNET_MR, mc - i0);
+        const REAL *src = A + i0 * rsa;
+        REAL *dst = ap + p * PYNET_MR * kc;
+        if (mr == PYNET_MR) {
+            for (int64_t q = 0; q < kc; ++q) {         /* k within the panel */
+                const REAL *s = src + q * csa;
+                for (int r = 0; r < PYNET_MR; ++r)     /* the MR values of one k */
+                    dst[q * PYNET_MR + r] = s[r * rsa];
+            }
+        } else {
+            for (int64_t q = 0; q < kc; ++q) {         /* k within a partial panel: zero-pad rows */
+                const REAL *s = src + q * csa;
+                int r = 0;
+                for (; r < mr; ++r)
+                    dst[q * PYNET_MR + r] = s[r * rsa];
+                for (; r < PYNET_MR; ++r)
+                    dst[q * PYNET_MR + r] = 0;
+            }
+        }
+    }
+}
+
+/* Pack columns [q0*NR, q1*NR) of the kc×nc block of B into NR-column micro-panels, k-major. */
+static void SFX(pack_b)(int64_t kc, int64_t nc, const REAL *B, int64_t rsb, int64_t csb, REAL *bp,
+                        int64_t q0, int64_t q1)
+{
+    for (int64_t q = q0; q < q1; ++q) {                /* one micro-panel of NR columns */
+        const int64_t j0 = q * NR, nr = PYNET_MIN(NR, nc - j0);
+        const REAL *src = B + j0 * csb;
+        REAL *dst = bp + q * NR * kc;
+        if (csb == 1 && nr == NR) {
+            for (int64_t p = 0; p < kc; ++p)           /* k: one contiguous row segment */
+                for (int j = 0; j < NR; ++j)
+                    dst[p * NR + j] = src[p * rsb + j];
+        } else if (rsb == 1) {
+            /* B is a transposed view (Wᵀ): walk each column contiguously along k */
+            for (int64_t j = 0; j < nr; ++j)           /* columns of the panel */
+                for (int64_t p = 0; p < kc; ++p)       /* k down the column */
+                    dst[p * NR + j] = src[j * csb + p];
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = nr; j < NR; ++j)
+                    dst[p * NR + j] = 0;
+        } else {
+            for (int64_t p = 0; p < kc; ++p) {         /* k: strided gather, zero-pad columns */
+                int64_t j = 0;
+                for (; j < nr; ++j)
+                    dst[p * NR + j] = src[p * rsb + j * csb];
+                for (; j < NR; ++j)
+                    dst[p * NR + j] = 0;
+            }
+        }
+    }
+}
+
+typedef void (*SFX(ukr_fn))(int64_t, const REAL *, const REAL *, REAL *, int64_t, int);
+
+typedef struct {
+    int64_t m, n, k, rsa, csa, rsb, csb, ldc;
+    const REAL *A, *B;
+    REAL *C, *ap, *bp;
+    int beta;
+    SFX(ukr_fn) ukr;
+} SFX(gemm_job);
+
+static void SFX(sync)(int nt)
+{
+    if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    }
+}
+
+/* The loops around the micro-kernel, for thread tid of nt. */
+static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt)
+{
+    for (int64_t jc = 0; jc < g->n; jc += NC) {                    /* 5th loop: NC-wide panels of B and C */
+        const int64_t nc = PYNET_MIN(NC, g->n - jc);
+        const int64_t nq = SFX(ceil_div)(nc, NR);
+        for (int64_t pc = 0; pc < g->k; pc += KC) {                /* 4th loop: KC-deep slabs of k */
+            const int64_t kc = PYNET_MIN(KC, g->k - pc);
+            const int beta = pc == 0 ? g->beta : 1;
+            SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp,
+                        nq * tid / nt, nq * (tid + 1) / nt);
+            SFX(sync)(nt);
+            for (int64_t ic = 0; ic < g->m; ic += MC) {            /* 3rd loop: MC-tall blocks of A and C */
+                const int64_t mc = PYNET_MIN(MC, g->m - ic);
+                const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
+                SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, g->ap,
+                            np * tid / nt, np * (tid + 1) / nt);
+                SFX(sync)(nt);
+                const int64_t ntiles = nq * np, t1 = ntiles * (tid + 1) / nt;
+                for (int64_t t = ntiles * tid / nt; t < t1; ++t) { /* 2nd (jr) and 1st (ir) loops, flattened jr-major */
+                    const int64_t jr = t / np, ir = t % np;
+                    const int64_t i0 = ir * PYNET_MR, j0 = jr * NR;
+                    const int64_t mr = PYNET_MIN(PYNET_MR, mc - i0), nr = PYNET_MIN(NR, nc - j0);
+                    const REAL *a = g->ap + ir * PYNET_MR * kc, *b = g->bp + jr * NR * kc;
+                    REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
+                    if (mr == PYNET_MR && nr == NR) {
+                        g->ukr(kc, a, b, c, g->ldc, beta);
+                    } else {
+                        /* edge tile: the same kernel into a scratch tile, then the valid part */
+                        REAL tile[PYNET_MR * NR];
+                        g->ukr(kc, a, b, tile, NR, 0);
+                        for (int64_t i = 0; i < mr; ++i)
+                            for (int64_t j = 0; j < nr; ++j)
+                                c[i * g->ldc + j] = beta ? c[i * g->ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+                    }
+                }
+                SFX(sync)(nt);                                      /* packed A is overwritten next */
+            }
+        }
+    }
+}
+
+void SFX(pynet_pack_need)(int64_t m, int64_t n, int64_t k, size_t *na, size_t *nb)
+{
+    const int64_t kc = PYNET_MIN(KC, k);
+    *na = (size_t)(SFX(ceil_div)(PYNET_MIN(MC, m), PYNET_MR) * PYNET_MR * kc);
+    *nb = (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc);
+}
+
+int SFX(pynet_pack_alloc)(SFX(pynet_pack) *pk, size_t na, size_t nb)
+{
+    pk->a = pynet_aligned_alloc(na * sizeof(REAL));
+    pk->b = pynet_aligned_alloc(nb * sizeof(REAL));
+    if (!pk->a || !pk->b) {
+        SFX(pynet_pack_free)(pk);
+        return -1;
+    }
+    return 0;
+}
+
+void SFX(pynet_pack_free)(SFX(pynet_pack) *pk)
+{
+    pynet_aligned_free(pk->a);
+    pynet_aligned_free(pk->b);
+    pk->a = pk->b = NULL;
+}
+
+void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                        const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                        const SFX(pynet_pack) *pk)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        if (!beta)
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j)
+                    C[i * ldc + j] = 0;
+        return;
+    }
+    SFX(pynet_pack) own = {NULL, NULL};
+    if (!pk) {
+        size_t na, nb;
+        SFX(pynet_pack_need)(m, n, k, &na, &nb);
+        if (SFX(pynet_pack_alloc)(&own, na, nb) != 0)
+            abort(); /* out of memory for a few MiB of packing space: nothing sensible to return */
+        pk = &own;
+    }
+    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, beta, SFX(pynet_ukr_scalar)};
+#if PYNET_X86_SIMD
+    if (pynet_simd_active())
+        g.ukr = SFX(pynet_ukr_avx2);
+#endif
+    int nt = pynet_threads_for((double)m * (double)n * (double)k);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        SFX(gemm_thread)(&g, omp_get_thread_num(), omp_get_num_threads());
+    } else
+#endif
+    {
+        (void)nt;
+        SFX(gemm_thread)(&g, 0, 1);
+    }
+    if (pk == &own)
+        SFX(pynet_pack_free)(&own);
+}
+
+void SFX(pynet_gemm)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                     const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta)
+{
+    SFX(pynet_gemm_ws)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL);
+}

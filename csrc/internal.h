@@ -1,0 +1,72 @@
+/* internal.h — declarations shared by the C sources, not part of the Python-facing API.
+ *
+ * The numeric sources (gemm.c, dense.c, …) are generic over REAL and are compiled twice, through
+ * real_f32.c and real_f64.c, which define REAL, SFX() (the _f32/_f64 name suffix) and the blocking
+ * sizes before including them. */
+#ifndef PYNET_INTERNAL_H
+#define PYNET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "pynet.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PYNET_X86_SIMD 1   /* the AVX2+FMA micro-kernels are built (target attributes) and picked at run time */
+#else
+#define PYNET_X86_SIMD 0   /* scalar micro-kernels only */
+#endif
+
+/* A micro-kernel: c(MR×NR, row stride rsc) = a·b (beta 0) or += a·b (beta 1), a and b packed. */
+typedef void (*pynet_ukr_f32_fn)(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
+typedef void (*pynet_ukr_f64_fn)(int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
+
+void pynet_ukr_scalar_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
+void pynet_ukr_scalar_f64(int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
+#if PYNET_X86_SIMD
+void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
+void pynet_ukr_avx2_f64(int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
+#endif
+
+/* Threads a GEMM of m·n·k multiply-adds should use (1 below the threshold). */
+int pynet_threads_for(double macs);
+void *pynet_aligned_alloc(size_t bytes);
+void pynet_aligned_free(void *p);
+
+/* Packing buffers for a sequence of GEMMs, sized once for the largest (fused kernels). */
+typedef struct { float *a, *b; } pynet_pack_f32;
+typedef struct { double *a, *b; } pynet_pack_f64;
+
+void pynet_gemm_ws_f32(int64_t m, int64_t n, int64_t k, const float *A, int64_t rsa, int64_t csa,
+                       const float *B, int64_t rsb, int64_t csb, float *C, int64_t ldc, int beta,
+                       const pynet_pack_f32 *pk);
+void pynet_gemm_ws_f64(int64_t m, int64_t n, int64_t k, const double *A, int64_t rsa, int64_t csa,
+                       const double *B, int64_t rsb, int64_t csb, double *C, int64_t ldc, int beta,
+                       const pynet_pack_f64 *pk);
+/* Elements of packed A and B a GEMM of this shape needs. */
+void pynet_pack_need_f32(int64_t m, int64_t n, int64_t k, size_t *na, size_t *nb);
+void pynet_pack_need_f64(int64_t m, int64_t n, int64_t k, size_t *na, size_t *nb);
+int pynet_pack_alloc_f32(pynet_pack_f32 *pk, size_t na, size_t nb);
+int pynet_pack_alloc_f64(pynet_pack_f64 *pk, size_t na, size_t nb);
+void pynet_pack_free_f32(pynet_pack_f32 *pk);
+void pynet_pack_free_f64(pynet_pack_f64 *pk);
+
+void pynet_dense_forward_ws_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *b,
+                                float *Z, const pynet_pack_f32 *pk);
+void pynet_dense_forward_ws_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *b,
+                                double *Z, const pynet_pack_f64 *pk);
+void pynet_dense_backward_ws_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *dZ,
+                                 float *dW, float *db, float *dX, const pynet_pack_f32 *pk);
+void pynet_dense_backward_ws_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *dZ,
+                                 double *dW, double *db, double *dX, const pynet_pack_f64 *pk);
+
+/* contract codes (kernels/contract.py) */
+enum { ACT_IDENTITY, ACT_RELU, ACT_SOFTPLUS, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX };
+enum { LOSS_SSR, LOSS_MSE, LOSS_BCE, LOSS_CE };
+enum { OPT_SGD, OPT_ADAM };
+enum { H_LR, H_MOM, H_NEST, H_WD, H_B1, H_B2, H_EPS };
+
+#define PYNET_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PYNET_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

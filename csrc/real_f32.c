@@ -1,0 +1,29 @@
+/* real_f32.c — instantiates the generic numeric sources for REAL = float. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define REAL float
+#define SFX(name) name##_f32
+#define NR PYNET_NR_F32
+#define MC PYNET_MC_F32
+#define KC PYNET_KC_F32
+#define NC PYNET_NC_F32
+#define R_EXP expf
+#define R_EXPM1 expm1f
+#define R_LOG logf
+#define R_LOG1P log1pf
+#define R_TANH tanhf
+#define R_FABS fabsf
+
+#include "ukernel_scalar.c"
+#include "gemm.c"
+#include "dense.c"
+#include "activations.c"
+#include "losses.c"
+#include "optimizers.c"
+#include "train.c"

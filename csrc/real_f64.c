@@ -1,0 +1,29 @@
+/* real_f64.c — instantiates the generic numeric sources for REAL = double. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define REAL double
+#define SFX(name) name##_f64
+#define NR PYNET_NR_F64
+#define MC PYNET_MC_F64
+#define KC PYNET_KC_F64
+#define NC PYNET_NC_F64
+#define R_EXP exp
+#define R_EXPM1 expm1
+#define R_LOG log
+#define R_LOG1P log1p
+#define R_TANH tanh
+#define R_FABS fabs
+
+#include "ukernel_scalar.c"
+#include "gemm.c"
+#include "dense.c"
+#include "activations.c"
+#include "losses.c"
+#include "optimizers.c"
+#include "train.c"

@@ -1,0 +1,262 @@
+/* train.c — fused kernels: a whole epoch (train_epoch), full-batch descent (train_gd) and predict,
+ * each one C call, generic over REAL. Semantics follow kernels/reference.py step for step.
+ *
+ * train workspace (contract.train_workspace_size, bs = batch rows):
+ *   h[0] … h[L]   bs×n0 (gathered X), bs×n1 … (hidden activations), bs×nL (output pre-activation)
+ *   Yb            bs×k gathered targets;  swb  bs gathered weights
+ *   g1, g2        bs×max(sizes) each: output A / dZ, then ping-pong deltas of the backward pass
+ * Packing buffers for every GEMM shape of the network are allocated once per call. */
+
+#define MAX_LAYERS_STACK 32
+
+typedef struct {
+    int64_t L;                 /* layers */
+    const int64_t *sizes, *acts;
+    int64_t maxw;
+    REAL **h;                  /* L + 1 activation pointers */
+    SFX(pynet_pack) pk;
+} SFX(net);
+
+/* Pack space for the forward and both backward products of every layer at up to rows rows. */
+static int SFX(net_init)(SFX(net) *nt, int64_t L, const int64_t *sizes, const int64_t *acts, int64_t rows,
+                         REAL **hbuf)
+{
+    size_t na = 0, nb = 0, a, b;
+    nt->L = L;
+    nt->sizes = sizes;
+    nt->acts = acts;
+    nt->h = hbuf;
+    nt->maxw = 0;
+    for (int64_t l = 0; l <= L; ++l)
+        nt->maxw = PYNET_MAX(nt->maxw, sizes[l]);
+    for (int64_t l = 0; l < L; ++l) {
+        const int64_t ni = sizes[l], no = sizes[l + 1];
+        SFX(pynet_pack_need)(rows, no, ni, &a, &b);   /* Z = X·W */
+        na = PYNET_MAX(na, a); nb = PYNET_MAX(nb, b);
+        SFX(pynet_pack_need)(ni, no, rows, &a, &b);   /* dW = Xᵀ·dZ */
+        na = PYNET_MAX(na, a); nb = PYNET_MAX(nb, b);
+        SFX(pynet_pack_need)(rows, ni, no, &a, &b);   /* dX = dZ·Wᵀ */
+        na = PYNET_MAX(na, a); nb = PYNET_MAX(nb, b);
+    }
+    return SFX(pynet_pack_alloc)(&nt->pk, na, nb);
+}
+
+/* Forward through every layer for rows rows of h[0]; h[L] gets the output pre-activation. */
+static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t rows)
+{
+    int64_t off = 0;
+    for (int64_t l = 0; l < nt->L; ++l) {
+        const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
+        const REAL *W = params + off, *b = params + off + ni * no;
+        SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk);
+        if (l + 1 < nt->L)
+            SFX(pynet_activation_forward)((int)nt->acts[l], rows * no, nt->h[l + 1], nt->h[l + 1]);
+        off += ni * no + no;
+    }
+}
+
+/* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
+ * Returns the loss; *moved = max|Δ| (infinity and no update when the loss is not finite). */
+static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
+                            const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
+                            REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
+                            int64_t P, double *moved)
+{
+    const int64_t L = nt->L, k = nt->sizes[L];
+    SFX(net_forward)(nt, params, rows);
+    const double value = SFX(pynet_output_loss)((int)nt->acts[L - 1], loss, rows, k, nt->h[L], Y, sw, g2, g1);
+    if (!isfinite(value)) {
+        *moved = INFINITY;
+        return value;
+    }
+    if (n_alive) {   /* a hidden unit is alive once any row gave it a non-zero output */
+        int64_t base = 0;
+        for (int64_t l = 1; l < L; ++l) {
+            const int64_t w = nt->sizes[l];
+            const REAL *H = nt->h[l];
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t j = 0; j < w; ++j)
+                    if (H[r * w + j] != 0)
+                        alive[base + j] |= 1;
+            base += w;
+        }
+    }
+    /* backward: layer offsets from the end of the flat buffer */
+    int64_t off = P;
+    REAL *dZ = g1, *dX = g2;
+    for (int64_t l = L - 1; l >= 0; --l) {
+        const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
+        off -= ni * no + no;
+        SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
+                                     l > 0 ? dX : NULL, &nt->pk);
+        if (l > 0) {
+            SFX(pynet_activation_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX, dX);
+            REAL *t = dZ;
+            dZ = dX;
+            dX = t;
+        }
+    }
+    if (n_grad_sq) {
+        off = 0;
+        for (int64_t l = 0; l < L; ++l) {
+            const int64_t nw = nt->sizes[l] * nt->sizes[l + 1];
+            double s = 0;
+            for (int64_t q = 0; q < nw; ++q)
+                s += (double)grads[off + q] * (double)grads[off + q];
+            grad_sq[l] += s;
+            off += nw + nt->sizes[l + 1];
+        }
+    }
+    if (opt == OPT_ADAM) {
+        step[0] += 1;
+        *moved = SFX(pynet_adam_update)(P, params, grads, state, state + P, step[0], hyper[H_LR], hyper[H_B1],
+                                        hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
+    } else {
+        *moved = SFX(pynet_sgd_update)(P, params, grads, state, hyper[H_LR], hyper[H_MOM], (int)hyper[H_NEST],
+                                       hyper[H_WD]);
+    }
+    return value;
+}
+
+static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
+{
+    int64_t P = 0;
+    for (int64_t l = 0; l < L; ++l)
+        P += sizes[l] * sizes[l + 1] + sizes[l + 1];
+    return P;
+}
+
+double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
+                              int loss, int64_t n, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
+                              const int64_t *perm, int64_t batch_size, int opt, const double *hyper, REAL *state,
+                              int64_t *step, REAL *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
+                              double *grad_sq)
+{
+    (void)n;
+    if (m == 0)
+        return 0.0;
+    const int64_t L = nlayers, bs = PYNET_MIN(batch_size, m), n0 = sizes[0], k = sizes[L];
+    REAL *hstack[MAX_LAYERS_STACK + 1], **h = hstack;
+    if (L > MAX_LAYERS_STACK && !(h = malloc((size_t)(L + 1) * sizeof *h)))
+        return NAN;
+    SFX(net) nt;
+    REAL *w = workspace;
+    for (int64_t l = 0; l <= L; ++l) {
+        h[l] = w;
+        w += bs * sizes[l];
+    }
+    REAL *Yb = w, *swb = w + bs * k;
+    if (SFX(net_init)(&nt, L, sizes, acts, bs, h) != 0) {
+        if (h != hstack)
+            free(h);
+        return NAN;
+    }
+    REAL *g1 = swb + bs, *g2 = g1 + bs * nt.maxw;
+    const int64_t P = SFX(n_params)(L, sizes);
+    double total = 0, moved;
+    int64_t rows_seen = 0;
+    for (int64_t start = 0; start < m; start += bs) {        /* batches in perm order; the last may be partial */
+        const int64_t rows = PYNET_MIN(bs, m - start);
+        const int64_t *idx = perm + start;
+        for (int64_t r = 0; r < rows; ++r) {                 /* gather the batch into the workspace */
+            memcpy(h[0] + r * n0, X + idx[r] * n0, (size_t)n0 * sizeof(REAL));
+            memcpy(Yb + r * k, Y + idx[r] * k, (size_t)k * sizeof(REAL));
+            if (sw)
+                swb[r] = sw[idx[r]];
+        }
+        const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
+                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, &moved);
+        if (!isfinite(value)) {                              /* stop at once, parameters untouched by this batch */
+            total = value;
+            rows_seen = 0;
+            break;
+        }
+        total += loss == LOSS_SSR ? value : value * (double)rows;
+        rows_seen += rows;
+    }
+    SFX(pynet_pack_free)(&nt.pk);
+    if (h != hstack)
+        free(h);
+    return (loss == LOSS_SSR || rows_seen == 0) ? total : total / (double)rows_seen;
+}
+
+int64_t SFX(pynet_train_gd)(REAL *params, REAL *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
+                            int loss, int64_t n, const REAL *X, const REAL *Y, const REAL *sw, int opt,
+                            const double *hyper, REAL *state, int64_t *step, double tol, int64_t max_steps,
+                            REAL *workspace, double *losses, double *last_step)
+{
+    const int64_t L = nlayers, k = sizes[L];
+    REAL *hstack[MAX_LAYERS_STACK + 1], **h = hstack;
+    if (L > MAX_LAYERS_STACK && !(h = malloc((size_t)(L + 1) * sizeof *h)))
+        return -1;
+    REAL *w = workspace;
+    for (int64_t l = 0; l <= L; ++l) {
+        h[l] = w;
+        w += n * sizes[l];
+    }
+    h[0] = (REAL *)X;                /* the full batch is X itself: no gather, and h[0] is only read */
+    REAL *g1 = w + n * k + n, *g2;
+    SFX(net) nt;
+    if (SFX(net_init)(&nt, L, sizes, acts, n, h) != 0) {
+        if (h != hstack)
+            free(h);
+        return -1;
+    }
+    g2 = g1 + n * nt.maxw;
+    const int64_t P = SFX(n_params)(L, sizes);
+    int64_t s, done = max_steps;
+    for (s = 0; s < max_steps; ++s) {                        /* one full-batch step per iteration */
+        double moved;
+        const double value = SFX(net_step)(&nt, params, grads, loss, n, Y, sw, opt, hyper, state, step, g1, g2,
+                                           0, NULL, 0, NULL, P, &moved);
+        losses[s] = value;
+        last_step[0] = moved;
+        if (!isfinite(value) || moved < tol) {
+            done = s + 1;
+            break;
+        }
+    }
+    SFX(pynet_pack_free)(&nt.pk);
+    if (h != hstack)
+        free(h);
+    return done;
+}
+
+void SFX(pynet_predict)(const REAL *params, int64_t nlayers, const int64_t *sizes, const int64_t *acts, int64_t n,
+                        const REAL *X, REAL *out, int64_t block, REAL *workspace)
+{
+    const int64_t L = nlayers, k = sizes[L];
+    int64_t maxw = 0;
+    for (int64_t l = 0; l <= L; ++l)
+        maxw = PYNET_MAX(maxw, sizes[l]);
+    const int64_t bs = PYNET_MIN(block, n);
+    REAL *buf[2] = {workspace, workspace + bs * maxw};
+    SFX(pynet_pack) pk;
+    size_t na = 0, nb = 0, a, b;
+    for (int64_t l = 0; l < L; ++l) {
+        SFX(pynet_pack_need)(bs, sizes[l + 1], sizes[l], &a, &b);
+        na = PYNET_MAX(na, a);
+        nb = PYNET_MAX(nb, b);
+    }
+    if (SFX(pynet_pack_alloc)(&pk, na, nb) != 0)
+        return;
+    for (int64_t start = 0; start < n; start += bs) {        /* blocks of rows */
+        const int64_t rows = PYNET_MIN(bs, n - start);
+        const REAL *in = X + start * sizes[0];
+        int64_t off = 0;
+        for (int64_t l = 0; l < L; ++l) {                    /* layers, ping-ponging between the two buffers */
+            const int64_t ni = sizes[l], no = sizes[l + 1];
+            REAL *o = l + 1 == L ? out + start * k : buf[l & 1];
+            SFX(pynet_dense_forward_ws)(rows, ni, no, in, params + off, params + off + ni * no, o, &pk);
+            if (l + 1 < L)
+                SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
+            else if (acts[l] == ACT_SOFTMAX)
+                SFX(pynet_softmax)(rows, no, o, o);
+            else
+                SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
+            in = o;
+            off += ni * no + no;
+        }
+    }
+    SFX(pynet_pack_free)(&pk);
+}

@@ -1,0 +1,281 @@
+"""Tests specific to the C backend: micro-kernels, the strided GEMM, fused epochs, threads, cdef drift.
+
+Per-kernel parity with the reference for every backend lives in test_kernel_parity.py; these add what
+only the C backend has. Skipped (visibly) when the extension is not built.
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels import contract as C
+
+try:
+    cb = kernels.load("c").raw
+except kernels.BackendUnavailable as exc:  # pragma: no cover - only without a compiler
+    pytest.skip(f"C backend unavailable: {exc}", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def scalar_path():
+    """Force the portable micro-kernel for the duration of a test."""
+    was = cb.simd_active()
+    cb.set_simd(False)
+    yield
+    cb.set_simd(was)
+
+
+@pytest.fixture
+def threads():
+    was = cb.get_num_threads()
+    yield cb.set_num_threads
+    cb.set_num_threads(was)
+
+
+def _tol(dtype, k):
+    # a k-term dot product in dtype: error grows with k; relative to the result scale
+    eps = np.finfo(dtype).eps
+    return 4 * eps * np.sqrt(k) + eps
+
+
+def _close_gemm(got, want, dtype, k):
+    scale = np.max(np.abs(want), initial=1.0)
+    return np.max(np.abs(got - want), initial=0.0) <= _tol(dtype, k) * scale * 4
+
+
+# --------------------------------------------------------------------------- micro-kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0, 1])
+def test_simd_microkernel_matches_scalar(dtype, beta):
+    if not cb.simd_active() and not cb.set_simd(True):
+        pytest.skip("this CPU has no AVX2+FMA: only the scalar micro-kernel exists")
+    rng = np.random.default_rng(7)
+    bs = cb.block_sizes(dtype)
+    mr, nr = bs["MR"], bs["NR"]
+    for k in [1, 2, 3, 7, 16, 61, 256]:
+        a = rng.standard_normal((k, mr)).astype(dtype)
+        b = rng.standard_normal((k, nr)).astype(dtype)
+        c0 = rng.standard_normal((mr, nr)).astype(dtype)
+        c_simd, c_scalar = c0.copy(), c0.copy()
+        assert cb.ukernel(True, k, a, b, c_simd, beta) == 1
+        assert cb.ukernel(False, k, a, b, c_scalar, beta) == 0
+        want = a.T.astype(np.float64) @ b.astype(np.float64) + (c0 if beta else 0)
+        assert _close_gemm(c_scalar, want, dtype, k)
+        assert _close_gemm(c_simd, c_scalar, dtype, k), k
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_simd_matches_scalar_on_random_sizes(dtype):
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        m, n, k = (int(x) for x in rng.integers(1, 300, 3))
+        A = rng.standard_normal((m, k)).astype(dtype)
+        B = rng.standard_normal((k, n)).astype(dtype)
+        simd = cb.gemm(A, B, np.empty((m, n), dtype))
+        was = cb.simd_active()
+        cb.set_simd(False)
+        try:
+            scalar = cb.gemm(A, B, np.empty((m, n), dtype))
+        finally:
+            cb.set_simd(was)
+        assert _close_gemm(simd, scalar, dtype, k), (m, n, k)
+
+
+# --------------------------------------------------------------------------- GEMM shapes
+def _sizes():
+    bs = cb.block_sizes(np.float32)
+    # small odd sizes, and sizes that cross MR/NR/MC/KC and the threading threshold
+    return [1, 3, 7, 61, 127, bs["MC"] + 1, bs["KC"] + 3, 300]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", ["X.W", "XT.dZ", "dZ.WT"])
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "scalar"])
+def test_gemm_three_shapes_match_numpy(dtype, shape, simd):
+    rng = np.random.default_rng(3)
+    sizes = _sizes()
+    was = cb.simd_active()
+    cb.set_simd(simd)
+    try:
+        for trial in range(10):
+            n, i, o = (sizes[(trial * 3 + j * 5) % len(sizes)] for j in range(3))
+            if trial == 9:
+                n, i, o = 301, 259, 290   # every dimension past a block boundary
+            X = rng.standard_normal((n, i)).astype(dtype)
+            W = rng.standard_normal((i, o)).astype(dtype)
+            dZ = rng.standard_normal((n, o)).astype(dtype)
+            if shape == "X.W":
+                A, B, k = X, W, i
+            elif shape == "XT.dZ":
+                A, B, k = X.T, dZ, n        # a transposed view: strides, no copy
+            else:
+                A, B, k = dZ, W.T, o
+            want = A.astype(np.float64) @ B.astype(np.float64)
+            got = cb.gemm(A, B, np.empty(want.shape, dtype))
+            assert _close_gemm(got, want, dtype, k), (shape, n, i, o)
+            acc = np.ones(want.shape, dtype)
+            cb.gemm(A, B, acc, beta=1)
+            assert _close_gemm(acc, want + 1, dtype, k)
+    finally:
+        cb.set_simd(was)
+
+
+def test_gemm_crossing_the_thread_threshold_is_thread_count_independent(threads):
+    rng = np.random.default_rng(5)
+    for m, n, k in [(64, 64, 64), (97, 96, 96), (200, 300, 257), (513, 129, 300)]:
+        A = rng.standard_normal((m, k)).astype(np.float32)
+        B = rng.standard_normal((k, n)).astype(np.float32)
+        threads(1)
+        one = cb.gemm(A, B, np.empty((m, n), np.float32))
+        threads(2)
+        two = cb.gemm(A, B, np.empty((m, n), np.float32))
+        np.testing.assert_array_equal(one, two)
+        assert _close_gemm(one, A.astype(np.float64) @ B, np.float32, k)
+
+
+# --------------------------------------------------------------------------- fused epochs
+def _net(rng, dtype, sizes, acts, loss, n):
+    sizes = np.array(sizes, np.int64)
+    params = np.concatenate([np.concatenate([rng.standard_normal(a * b) * np.sqrt(1.0 / a), np.zeros(b)])
+                             for a, b in zip(sizes[:-1], sizes[1:])]).astype(dtype)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    k = int(sizes[-1])
+    if loss == C.CE:
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    elif loss == C.BCE:
+        Y = rng.integers(0, 2, (n, k)).astype(dtype)
+    else:
+        Y = rng.standard_normal((n, k)).astype(dtype)
+    return sizes, np.array(acts, np.int64), params, X, Y
+
+
+CASES = [  # (hidden acts, output act, loss, opt, momentum, nesterov, weighted)
+    ((C.RELU, C.TANH), C.IDENTITY, C.MSE, C.SGD, 0.0, 0, False),
+    ((C.TANH, C.SIGMOID), C.SOFTMAX, C.CE, C.SGD, 0.9, 0, True),
+    ((C.SOFTPLUS, C.RELU), C.SIGMOID, C.BCE, C.SGD, 0.9, 1, False),
+    ((C.RELU, C.IDENTITY), C.SOFTMAX, C.CE, C.ADAM, 0.0, 0, False),
+    ((C.SIGMOID, C.TANH), C.IDENTITY, C.SSR, C.ADAM, 0.0, 0, True),
+    ((C.TANH, C.RELU), C.SOFTMAX, C.MSE, C.SGD, 0.5, 1, False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("batch", [1, 16])
+def test_fused_epoch_matches_reference(dtype, case, batch):
+    hidden, out_act, loss, opt, mom, nest, weighted = CASES[case]
+    rng = np.random.default_rng(100 + case)
+    n = 53 if batch > 1 else 9              # 53 rows, batch 16: a last partial batch of 5
+    k = 1 if loss == C.BCE else 3
+    sizes, acts, params, X, Y = _net(rng, dtype, [6, 9, 7, k], list(hidden) + [out_act], loss, n)
+    sw = (rng.random(n) + 0.5).astype(dtype) if weighted else None
+    lr = 0.002 if loss == C.SSR else 0.05
+    hyper = np.array([lr, mom, nest, 1e-4, 0.9, 0.999, 1e-8])
+    perm = rng.permutation(n).astype(np.int64)
+    P = params.shape[0]
+    out = {}
+    for name in ("numpy", "c"):
+        be = kernels.load(name)
+        p, st, step = params.copy(), np.zeros(2 * P, dtype), np.zeros(1, np.int64)
+        alive, gsq = np.zeros(C.n_hidden_units(sizes), np.int64), np.zeros(len(sizes) - 1)
+        value = be.train_epoch(p, np.zeros(P, dtype), sizes, acts, loss, X, Y, sw, perm, batch, opt, hyper, st, step,
+                               np.zeros(C.train_workspace_size(sizes, batch), dtype), alive, gsq)
+        out[name] = (value, p, st, step, alive, gsq)
+    (v0, p0, s0, t0, a0, g0), (v1, p1, s1, t1, a1, g1) = out["numpy"], out["c"]
+    assert C.close(v1, v0, dtype) and C.close(p1, p0, dtype) and C.close(s1, s0, dtype)
+    assert t1[0] == t0[0] and np.array_equal(a1, a0)
+    assert C.close(g1, g0, dtype)
+
+
+def test_fused_epoch_stops_on_non_finite_loss():
+    rng = np.random.default_rng(1)
+    sizes, acts, params, X, Y = _net(rng, np.float64, [4, 8, 2], [C.RELU, C.IDENTITY], C.SSR, 40)
+    X[25] = np.inf                           # batch 3 (rows 24..31 in order) is non-finite
+    hyper = np.array([0.01, 0.0, 0.0, 0.0, 0.9, 0.999, 1e-8])
+    P = params.shape[0]
+    res = {}
+    for name in ("numpy", "c"):
+        be = kernels.load(name)
+        p = params.copy()
+        with np.errstate(all="ignore"):
+            v = be.train_epoch(p, np.zeros(P), sizes, acts, C.SSR, X, Y, None, np.arange(40, dtype=np.int64), 8,
+                               C.SGD, hyper, np.zeros(2 * P), np.zeros(1, np.int64),
+                               np.zeros(C.train_workspace_size(sizes, 8)), np.zeros(0, np.int64), np.zeros(0))
+        res[name] = (v, p)
+    assert not np.isfinite(res["c"][0]) and not np.isfinite(res["numpy"][0])
+    assert C.close(res["c"][1], res["numpy"][1], np.float64)
+
+
+@pytest.mark.parametrize("opt", [C.SGD, C.ADAM])
+def test_train_gd_matches_reference(opt):
+    rng = np.random.default_rng(2)
+    sizes, acts, params, X, Y = _net(rng, np.float64, [5, 8, 2], [C.TANH, C.IDENTITY], C.MSE, 30)
+    hyper = np.array([0.1, 0.9, 1.0, 0.0, 0.9, 0.999, 1e-8])
+    P = params.shape[0]
+    res = {}
+    for name in ("numpy", "c"):
+        be = kernels.load(name)
+        p, losses, last = params.copy(), np.zeros(50), np.zeros(1)
+        s = be.train_gd(p, np.zeros(P), sizes, acts, C.MSE, X, Y, None, opt, hyper, np.zeros(2 * P),
+                        np.zeros(1, np.int64), 1e-3, 50, np.zeros(C.train_workspace_size(sizes, 30)), losses, last)
+        res[name] = (s, p, losses, last)
+    assert res["c"][0] == res["numpy"][0]
+    for a, b in zip(res["c"][1:], res["numpy"][1:]):
+        assert C.close(a, b, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_epoch_identical_with_one_and_two_threads(dtype, threads):
+    rng = np.random.default_rng(9)
+    # wide enough that the GEMMs cross the threading threshold
+    sizes, acts, params, X, Y = _net(rng, dtype, [150, 200, 10], [C.RELU, C.SOFTMAX], C.CE, 700)
+    hyper = np.array([0.05, 0.9, 1.0, 0.0, 0.9, 0.999, 1e-8])
+    perm = rng.permutation(700).astype(np.int64)
+    P = params.shape[0]
+    out = []
+    for nt in (1, 2):
+        threads(nt)
+        p = params.copy()
+        v = cb.train_epoch(p, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, perm, 256, C.SGD, hyper,
+                           np.zeros(2 * P, dtype), np.zeros(1, np.int64),
+                           np.zeros(C.train_workspace_size(sizes, 256), dtype), np.zeros(200, np.int64), np.zeros(2))
+        pred = np.empty((700, 10), dtype)
+        cb.predict(p, sizes, acts, X, pred, 300, np.zeros(C.predict_workspace_size(sizes, 300), dtype))
+        out.append((v, p, pred))
+    assert out[0][0] == out[1][0]
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    np.testing.assert_array_equal(out[0][2], out[1][2])
+
+
+def test_thread_setting_round_trips(threads):
+    be = kernels.load("c")
+    be.set_num_threads(1)
+    assert be.get_num_threads() == 1
+    be.set_num_threads(2)
+    assert be.get_num_threads() == 2
+
+
+# --------------------------------------------------------------------------- build hygiene
+def _prototypes(text):
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"\s+", " ", text)
+    return sorted(p.strip().replace("( ", "(").replace(" )", ")") for p in text.split(";") if "(" in p)
+
+
+def test_cdef_matches_header():
+    import importlib.util
+
+    header = (ROOT / "csrc" / "pynet.h").read_text()
+    block = header.split("/* cdef-begin */")[1].split("/* cdef-end */")[0]
+    spec = importlib.util.spec_from_file_location("pynet_build_ffi", ROOT / "csrc" / "build_ffi.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert _prototypes(mod.CDEF) == _prototypes(block)
+    # and every contract kernel has both precisions declared
+    declared = set(re.findall(r"\b(pynet_\w+)\s*\(", mod.CDEF))
+    for name in C.KERNEL_NAMES:
+        assert {f"pynet_{name}_f32", f"pynet_{name}_f64"} <= declared, name
