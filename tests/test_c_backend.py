@@ -269,6 +269,8 @@ def _prototypes(text):
 def test_cdef_matches_header():
     import importlib.util
 
+    if not (ROOT / "csrc" / "pynet.h").exists():
+        pytest.skip("run from a source checkout: csrc/ is not installed")
     header = (ROOT / "csrc" / "pynet.h").read_text()
     block = header.split("/* cdef-begin */")[1].split("/* cdef-end */")[0]
     spec = importlib.util.spec_from_file_location("pynet_build_ffi", ROOT / "csrc" / "build_ffi.py")
