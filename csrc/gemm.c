@@ -73,6 +73,7 @@ typedef struct {
     int64_t m, n, k, rsa, csa, rsb, csb, ldc;
     const REAL *A, *B;
     REAL *C, *ap, *bp;
+    size_t na;       /* elements of one packed-A block */
     int beta;
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
@@ -86,8 +87,34 @@ static void SFX(sync)(int nt)
     }
 }
 
-/* The loops around the micro-kernel, for thread tid of nt. */
-static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt)
+/* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1). */
+static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
+                              int beta, const REAL *ap, int64_t t0, int64_t t1)
+{
+    const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
+    for (int64_t t = t0; t < t1; ++t) {                          /* 2nd loop (jr) × 1st loop (ir) */
+        const int64_t jr = t / np, ir = t % np;
+        const int64_t i0 = ir * PYNET_MR, j0 = jr * NR;
+        const int64_t mr = PYNET_MIN(PYNET_MR, mc - i0), nr = PYNET_MIN(NR, nc - j0);
+        const REAL *a = ap + ir * PYNET_MR * kc, *b = g->bp + jr * NR * kc;
+        REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
+        if (mr == PYNET_MR && nr == NR) {
+            g->ukr(kc, a, b, c, g->ldc, beta);
+        } else {
+            /* edge tile: the same kernel into a scratch tile, then the valid part */
+            REAL tile[PYNET_MR * NR];
+            g->ukr(kc, a, b, tile, NR, 0);
+            for (int64_t i = 0; i < mr; ++i)
+                for (int64_t j = 0; j < nr; ++j)
+                    c[i * g->ldc + j] = beta ? c[i * g->ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+        }
+    }
+}
+
+/* The loops around the micro-kernel, for thread tid of nt. With ic_par each thread takes whole
+ * MC blocks (3rd loop) with its own packed A; otherwise threads share one packed A and split the
+ * tiles of each block. Either way a C element is computed by one thread in a fixed k order. */
+static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
 {
     for (int64_t jc = 0; jc < g->n; jc += NC) {                    /* 5th loop: NC-wide panels of B and C */
         const int64_t nc = PYNET_MIN(NC, g->n - jc);
@@ -98,30 +125,28 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt)
             SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp,
                         nq * tid / nt, nq * (tid + 1) / nt);
             SFX(sync)(nt);
+            if (ic_par) {
+                REAL *ap = g->ap + (size_t)tid * g->na;
+                const int64_t nblk = SFX(ceil_div)(g->m, MC);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+                for (int64_t blk = 0; blk < nblk; ++blk) {         /* 3rd loop: MC-tall blocks, one per thread at a time */
+                    const int64_t ic = blk * MC, mc = PYNET_MIN(MC, g->m - ic);
+                    const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
+                    SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
+                    SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, ap, 0, nq * np);
+                }   /* implicit barrier: packed B is overwritten next */
+                continue;
+            }
             for (int64_t ic = 0; ic < g->m; ic += MC) {            /* 3rd loop: MC-tall blocks of A and C */
                 const int64_t mc = PYNET_MIN(MC, g->m - ic);
                 const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
                 SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, g->ap,
                             np * tid / nt, np * (tid + 1) / nt);
                 SFX(sync)(nt);
-                const int64_t ntiles = nq * np, t1 = ntiles * (tid + 1) / nt;
-                for (int64_t t = ntiles * tid / nt; t < t1; ++t) { /* 2nd (jr) and 1st (ir) loops, flattened jr-major */
-                    const int64_t jr = t / np, ir = t % np;
-                    const int64_t i0 = ir * PYNET_MR, j0 = jr * NR;
-                    const int64_t mr = PYNET_MIN(PYNET_MR, mc - i0), nr = PYNET_MIN(NR, nc - j0);
-                    const REAL *a = g->ap + ir * PYNET_MR * kc, *b = g->bp + jr * NR * kc;
-                    REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
-                    if (mr == PYNET_MR && nr == NR) {
-                        g->ukr(kc, a, b, c, g->ldc, beta);
-                    } else {
-                        /* edge tile: the same kernel into a scratch tile, then the valid part */
-                        REAL tile[PYNET_MR * NR];
-                        g->ukr(kc, a, b, tile, NR, 0);
-                        for (int64_t i = 0; i < mr; ++i)
-                            for (int64_t j = 0; j < nr; ++j)
-                                c[i * g->ldc + j] = beta ? c[i * g->ldc + j] + tile[i * NR + j] : tile[i * NR + j];
-                    }
-                }
+                const int64_t ntiles = nq * np;
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, ntiles * tid / nt, ntiles * (tid + 1) / nt);
                 SFX(sync)(nt);                                      /* packed A is overwritten next */
             }
         }
@@ -137,7 +162,11 @@ void SFX(pynet_pack_need)(int64_t m, int64_t n, int64_t k, size_t *na, size_t *n
 
 int SFX(pynet_pack_alloc)(SFX(pynet_pack) *pk, size_t na, size_t nb)
 {
-    pk->a = pynet_aligned_alloc(na * sizeof(REAL));
+    /* one A block per thread, for GEMMs that split the 3rd loop; rounded to whole cache lines */
+    na = (na + PYNET_ALIGN) / PYNET_ALIGN * PYNET_ALIGN;
+    pk->na = na;
+    pk->nta = pynet_get_num_threads();
+    pk->a = pynet_aligned_alloc(na * (size_t)pk->nta * sizeof(REAL));
     pk->b = pynet_aligned_alloc(nb * sizeof(REAL));
     if (!pk->a || !pk->b) {
         SFX(pynet_pack_free)(pk);
@@ -166,7 +195,7 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
                     C[i * ldc + j] = 0;
         return;
     }
-    SFX(pynet_pack) own = {NULL, NULL};
+    SFX(pynet_pack) own = {NULL, NULL, 0, 0};
     if (!pk) {
         size_t na, nb;
         SFX(pynet_pack_need)(m, n, k, &na, &nb);
@@ -174,21 +203,23 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
             abort(); /* out of memory for a few MiB of packing space: nothing sensible to return */
         pk = &own;
     }
-    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, beta, SFX(pynet_ukr_scalar)};
+    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, beta, SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);
 #endif
     int nt = pynet_threads_for((double)m * (double)n * (double)k);
+    /* enough MC blocks to go round: threads take whole blocks (fewer barriers); else they share each block */
+    const int ic_par = nt > 1 && pk->nta >= nt && SFX(ceil_div)(m, MC) >= 2 * nt;
 #ifdef _OPENMP
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-        SFX(gemm_thread)(&g, omp_get_thread_num(), omp_get_num_threads());
+        SFX(gemm_thread)(&g, omp_get_thread_num(), omp_get_num_threads(), ic_par);
     } else
 #endif
     {
         (void)nt;
-        SFX(gemm_thread)(&g, 0, 1);
+        SFX(gemm_thread)(&g, 0, 1, 0);
     }
     if (pk == &own)
         SFX(pynet_pack_free)(&own);
