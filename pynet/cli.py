@@ -15,8 +15,10 @@ import numpy as np
 from kernels import contract as C
 
 from . import __version__, _backend, datasets
+from .bench import PEERS, PRESETS
 from .model import MLP
 from .optim import OPTIMIZERS
+from .progress import Progress
 
 
 class CLIError(Exception):
@@ -84,6 +86,35 @@ def _parser():
     t.add_argument("--save", metavar="FILE", help="write the trained model here")
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--plot", metavar="PNG", help="plot the loss curves and per-layer diagnostics here")
+
+    b = sub.add_parser("bench", help="time training runs and kernels, side by side with peers")
+    b.add_argument("--workload", default="small",
+                   help=f"comma-separated presets ({', '.join(PRESETS)}) or 'custom' with --layers")
+    b.add_argument("--layers", type=_int_list, help="custom workload layer sizes, e.g. 784,128,10")
+    b.add_argument("--batch-size", type=_positive_int, default=32)
+    b.add_argument("--samples", type=_positive_int, default=10_000)
+    b.add_argument("--activation", default="relu", choices=C.ELEMENTWISE)
+    b.add_argument("--loss", default="mse", choices=C.LOSSES)
+    b.add_argument("--lr", type=_positive_float, default=0.01)
+    b.add_argument("--backend", default="all", help="comma-separated backends, or 'all' (the available ones)")
+    b.add_argument("--peers", default="", help=f"comma-separated peers to run alongside: {', '.join(PEERS)}")
+    b.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated")
+    b.add_argument("--threads", type=_positive_int, default=None, help="threads for every runner (default: all cores)")
+    b.add_argument("--repeat", type=_positive_int, default=5)
+    b.add_argument("--warmup", type=_positive_int, default=1)
+    b.add_argument("--epochs", type=_positive_int, default=1, help="epochs per timed run (train workloads)")
+    b.add_argument("--json", metavar="FILE", help="write every figure and the machine description here")
+    b.add_argument("--csv", metavar="FILE")
+    b.add_argument("--compare", metavar="OLD.json", help="print speedups against an earlier --json run")
+    b.add_argument("--plot", metavar="PNG", help="bar chart of time per backend and peer")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pf = sub.add_parser("plot-fit", help="sine regression: ReLU's piecewise-linear fit against softplus's")
+    pf.add_argument("--out", default="fit.png", metavar="PNG")
+    pf.add_argument("--hidden", type=_int_list, default=[8])
+    pf.add_argument("--epochs", type=_positive_int, default=400)
+    pf.add_argument("--backend", default=None, choices=_backend.CHOICES)
 
     i = sub.add_parser("info", help="backends, versions, CPU and threads")
     i.add_argument("--json", action="store_true")
@@ -96,7 +127,8 @@ def _parser():
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "info": _info, "warmup": _warmup}[args.command](args)
+        return {"train": _train, "info": _info, "warmup": _warmup, "bench": _bench,
+                "plot-fit": _plot_fit}[args.command](args)
     except (CLIError, ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"pynet {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -168,6 +200,11 @@ def _train(args):
     if args.save:
         net.save(args.save)
         summary["saved"] = args.save
+    if args.plot:
+        from . import plots
+
+        plots.training(history, args.plot)
+        summary["plot"] = args.plot
     if args.json:
         print(json.dumps(summary))
     else:
@@ -178,6 +215,105 @@ def _train(args):
         print(f"{score} | {summary['train_seconds']:.3f} s | {summary['epochs']} "
               f"{'steps' if args.optimizer == 'gd' else 'epochs'} | backend {summary['backend']} | "
               f"{summary['stop_reason']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench
+def _split_names(text, valid, argument):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in valid:
+            raise CLIError(f"{argument}: unknown name {n!r}; valid names are {', '.join(valid)}")
+    return names
+
+
+def _bench(args):
+    from dataclasses import replace
+
+    from . import bench
+
+    if args.layers:
+        workloads = [bench.custom_workload(args.layers, args.batch_size, args.samples, args.activation,
+                                           args.loss, args.lr)]
+    else:
+        workloads = [PRESETS[n] for n in _split_names(args.workload, tuple(PRESETS), "--workload")]
+    workloads = [replace(w, samples=w.samples * args.epochs) if w.kind == "train" and args.epochs > 1 else w
+                 for w in workloads]
+    backends = (_backend.available_backends() if args.backend == "all"
+                else _split_names(args.backend, _backend.BACKENDS, "--backend"))
+    peers = _split_names(args.peers, PEERS, "--peers") if args.peers else []
+    dtypes = _split_names(args.dtype, ("float32", "float64"), "--dtype")
+    if args.threads:
+        _backend.set_num_threads(args.threads)
+    progress = Progress(len(workloads) * len(dtypes), enabled=not args.quiet, unit="workload")
+    ceiling = bench.gemm_ceiling()
+    try:
+        results = bench.run(workloads, backends + peers, dtypes, args.repeat, args.warmup, args.threads, progress)
+    finally:
+        progress.close()
+    record = bench.as_record(results, ceiling, "pynet " + " ".join(sys.argv[1:]))
+    _print_bench(record, peers)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(record, fh, indent=1)
+    if args.csv:
+        _write_csv(record, args.csv)
+    if args.compare:
+        with open(args.compare) as fh:
+            old = json.load(fh)
+        print("\ncompared with " + args.compare + " (old/new > 1: faster now)")
+        for wl, dt, runner, o, n, ratio in bench.compare(record, old):
+            print(f"  {wl:14s} {dt:8s} {runner:8s} {o:10.4f} s -> {n:10.4f} s  x{ratio:.2f}")
+    if args.plot:
+        from . import plots
+
+        plots.bench(results, args.plot)
+    return 0
+
+
+def _print_bench(record, peers):
+    print(f"GEMM ceiling (numpy matmul {2048}³ float32): {record['gemm_ceiling_gflops']:.1f} GFLOP/s; "
+          f"cpu {record['machine']['cpu']}, {record['machine']['cores']} cores")
+    head = (f"{'workload':14s} {'dtype':8s} {'runner':8s} {'median s':>10s} {'min s':>9s} {'max s':>9s} "
+            f"{'compile s':>9s} {'samples/s':>11s} {'GFLOP/s':>8s} {'%ceil':>6s}")
+    head += "".join(f" {'vs ' + p:>9s}" for p in peers)
+    print(head)
+    for r in record["results"]:
+        if "median_s" not in r:
+            print(f"{r['workload']:14s} {r['dtype']:8s} {r['runner']:8s} unavailable: {r['unavailable']}")
+            continue
+        g = r.get("gflops")
+        line = (f"{r['workload']:14s} {r['dtype']:8s} {r['runner']:8s} {r['median_s']:10.4f} {r['min_s']:9.4f} "
+                f"{r['max_s']:9.4f} {r['compile_s']:9.3f} {r['samples_per_s'] or 0:11.3g} "
+                f"{g or 0:8.2f} {r.get('pct_of_ceiling', 0):6.1f}")
+        line += "".join(f" {('x%.2f' % r['speedup'][p]) if p in r['speedup'] else '-':>9s}" for p in peers)
+        print(line)
+
+
+def _write_csv(record, path):
+    import csv
+
+    cols = ["workload", "dtype", "runner", "kind", "median_s", "min_s", "max_s", "compile_s", "samples_per_s",
+            "gflops", "pct_of_ceiling", "unavailable"]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols + ["speedup_vs_" + p for p in PEERS] + ["cpu", "cores", "gemm_ceiling_gflops"])
+        for r in record["results"]:
+            w.writerow([r.get(c, "") for c in cols] + [r.get("speedup", {}).get(p, "") for p in PEERS]
+                       + [record["machine"]["cpu"], record["machine"]["cores"], record["gemm_ceiling_gflops"]])
+
+
+def _plot_fit(args):
+    from . import plots
+
+    X, y = datasets.sine(n=200, noise=0.05)
+    fits = {}
+    for act in ("relu", "softplus"):
+        net = MLP([1, *args.hidden, 1], activation=act, backend=args.backend, seed=0)
+        net.fit(X, y, loss="mse", optimizer="adam", lr=0.01, batch_size=32, epochs=args.epochs)
+        fits[f"{act} (MSE {np.mean((net.predict(X) - y) ** 2):.4f})"] = net.predict
+    plots.fit_curves(X, y, fits, args.out)
+    print(f"wrote {args.out}")
     return 0
 
 
