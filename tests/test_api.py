@@ -169,3 +169,30 @@ def test_cli_main_in_process(capsys):
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "50", "--quiet",
                      "--backend", "numpy"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_cli_bench_json_and_compare(tmp_path):
+    out_json = tmp_path / "b.json"
+    out_csv = tmp_path / "b.csv"
+    args = ("bench", "--layers", "5,8,1", "--samples", "200", "--batch-size", "16", "--backend", "all",
+            "--peers", "torch,sklearn,jax", "--repeat", "2", "--quiet")
+    out = _cli(*args, "--json", str(out_json), "--csv", str(out_csv))
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out_json.read_text())
+    assert record["gemm_ceiling_gflops"] > 0 and record["machine"]["cores"] >= 1
+    rows = {r["runner"]: r for r in record["results"]}
+    for name in pynet.available_backends():
+        assert rows[name]["median_s"] > 0 and rows[name]["min_s"] <= rows[name]["median_s"] <= rows[name]["max_s"]
+    for peer in ("torch", "sklearn", "jax"):  # installed peers are timed; missing ones say how to install
+        assert "median_s" in rows[peer] or "install" in rows[peer]["unavailable"]
+        if "median_s" in rows[peer]:
+            name = pynet.available_backends()[0]
+            assert rows[name]["speedup"][peer] == pytest.approx(rows[peer]["median_s"] / rows[name]["median_s"])
+    assert out_csv.read_text().startswith("workload,dtype,runner")
+    again = _cli(*args, "--backend", "numpy", "--peers", "", "--compare", str(out_json))
+    assert again.returncode == 0 and "compared with" in again.stdout
+
+
+def test_cli_bench_rejects_unknown_names():
+    out = _cli("bench", "--workload", "huge")
+    assert out.returncode == 2 and "--workload: unknown name 'huge'" in out.stderr
