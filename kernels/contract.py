@@ -32,6 +32,12 @@ All parameters of an MLP with layer sizes ``sizes = [n0, n1, …, nL]`` live in 
 for each layer l = 1…L, W_l (row-major, shape (n_{l−1}, n_l)) then b_l (n_l). Gradients, SGD
 velocity and each Adam moment use the same layout. :func:`layout` gives the offsets.
 
+Divergence
+----------
+The fused kernels never apply a step whose batch loss or gradient is not finite: they stop at once
+and return that loss (NaN when only the gradient overflowed), so the parameters stay the last
+finite ones. ``train_gd`` records that value in ``losses`` and returns the steps run including it.
+
 Optimizers
 ----------
 ``hyper`` is a float64 vector in the order of :data:`HYPER`. Weight decay adds λθ to the gradient

@@ -209,6 +209,8 @@ def _step(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, a
             alive[off:off + H.shape[1]] |= np.any(H != 0, axis=0)
             off += H.shape[1]
     _backward(layers, glayers, acts, outs, dZ)
+    if not np.all(np.isfinite(grads)):
+        return np.nan, np.inf  # an overflowing gradient is divergence too: the step is not applied
     if grad_sq.size:
         for l, (dW, _) in enumerate(glayers):
             grad_sq[l] += float(np.sum(dW.astype(np.float64) ** 2))
