@@ -40,10 +40,12 @@ class MLP:
     dtype : "float32" or "float64"; data and parameters are kept in it end to end.
     seed : seed of the generator used for initialisation, validation split and shuffling.
     standardize : fit a per-feature standardisation on the training data and keep it in the model.
+    init : "auto" (He normal for ReLU layers, Glorot uniform otherwise) or "glorot" (Glorot uniform for
+        every layer, as scikit-learn does); biases start at 0.
     """
 
     def __init__(self, layers, activation="relu", output=None, backend=None, dtype="float32", seed=0,
-                 standardize=False):
+                 standardize=False, init="auto"):
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__") or len(layers) < 2:
             raise ValueError(f"layers: need at least [n_inputs, n_outputs], got {layers!r}")
         self.layers = [positive_int(s, f"layers[{i}]") for i, s in enumerate(layers)]
@@ -68,11 +70,24 @@ class MLP:
             raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
         self.standardize = bool(standardize)
+        if init not in ("auto", "glorot"):
+            raise ValueError(f"init: unknown name {init!r}; valid names are auto, glorot")
+        self.init = init
         self.params = np.zeros(C.n_params(self.layers), self.dtype)
         self._bind_views()
         self.reset()
 
     # ------------------------------------------------------------------ structure
+    def __getstate__(self):
+        # pickle/deepcopy would store the per-layer views as independent copies; rebind them instead
+        state = self.__dict__.copy()
+        del state["weights"], state["biases"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_views()
+
     def _bind_views(self):
         self.weights, self.biases = [], []
         for (w, b, e), n_in, n_out in zip(C.layout(self.layers), self.layers[:-1], self.layers[1:]):
@@ -80,11 +95,11 @@ class MLP:
             self.biases.append(self.params[b:e])
 
     def reset(self):
-        """Re-initialise the weights (He for ReLU layers, Glorot otherwise) and forget any fit."""
+        """Re-initialise the weights (see ``init``) and forget any fit."""
         self._rng = np.random.default_rng(self.seed)
         for W, b, act in zip(self.weights, self.biases, self.activations + [self.output or "identity"]):
             n_in, n_out = W.shape
-            if act == "relu":
+            if act == "relu" and self.init == "auto":
                 W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), W.shape)
             else:
                 limit = np.sqrt(6.0 / (n_in + n_out))
