@@ -182,3 +182,28 @@ def test_parameter_mapping_matches_sklearn_updates():
         for mine, other in zip(net.coefs_ + net.intercepts_, ref.coefs_ + ref.intercepts_):
             np.testing.assert_allclose(mine, other, rtol=rtol, atol=atol, err_msg=f"{ours.__name__} {solver}")
         np.testing.assert_allclose(net.loss_curve_[-3:], ref.loss_curve_[-3:], rtol=1e-6 if solver == "sgd" else 1e-3)
+
+
+def _parity_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sklearn_parity.py"
+    spec = importlib.util.spec_from_file_location("sklearn_parity", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PARITY = _parity_module()  # the benchmark's settings: the test checks exactly what it times
+_SKLEARN_SCORES = {}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+@pytest.mark.parametrize("name", list(PARITY.DATASETS))
+def test_accuracy_parity_with_sklearn(name, backend):
+    """Same hyper-parameters and split: pynet's held-out score (mean of 5 seeds) >= scikit-learn's − 0.01."""
+    if name not in _SKLEARN_SCORES:
+        _SKLEARN_SCORES[name] = PARITY.score("sklearn", name)
+    ours = PARITY.score("pynet", name, backend=backend)
+    assert ours >= _SKLEARN_SCORES[name] - 0.01, (name, ours, _SKLEARN_SCORES[name])
