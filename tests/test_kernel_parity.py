@@ -3,114 +3,14 @@
 Arguments are built per kernel by :func:`make_args` at shapes that are not multiples of any SIMD
 width; each backend gets its own copy, and every output (and the return value) is compared.
 """
-import zlib
-
 import numpy as np
 import pytest
 
 import kernels
 from kernels import contract as C
 
-from conftest import AVAILABLE, required_backends
-
-SHAPES = [(1, 1, 1), (3, 7, 5), (61, 127, 3), (130, 67, 70)]  # (rows n, inputs i, outputs o)
-
-
-def _net(rng, dtype, sizes, acts, loss, n):
-    sizes = np.array(sizes, np.int64)
-    P = C.n_params(sizes)
-    params = (rng.standard_normal(P) * 0.3).astype(dtype)
-    X = rng.standard_normal((n, sizes[0])).astype(dtype)
-    k = int(sizes[-1])
-    if loss == C.CE:
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    elif loss == C.BCE:
-        Y = rng.integers(0, 2, (n, k)).astype(dtype)
-    else:
-        Y = rng.standard_normal((n, k)).astype(dtype)
-    return sizes, np.array(acts, np.int64), params, X, Y
-
-
-def make_args(name, dtype, rng, shape, variant=0):
-    """Valid arguments for kernel ``name``; ``variant`` selects options (activation, loss, optimizer)."""
-    n, i, o = shape
-    f = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
-    z = lambda *s: np.zeros(s, dtype)  # noqa: E731
-    sw = None if variant % 2 == 0 else rng.uniform(0.1, 2.0, n).astype(dtype)
-    if name == "dense_forward":
-        return [f(n, i), f(i, o), f(o), z(n, o)]
-    if name == "dense_backward":
-        return [f(n, i), f(i, o), f(n, o), z(i, o), z(o), None if variant % 2 else z(n, i)]
-    if name == "activation_forward":
-        act = variant % 5
-        return [act, f(n, o) * 3, z(n, o)]
-    if name == "activation_backward":
-        act = variant % 5
-        Zs = f(n, o) * 3
-        Aout = z(n, o)
-        kernels.load("numpy").activation_forward(act, Zs, Aout)
-        return [act, Aout, f(n, o), z(n, o)]
-    if name == "softmax":
-        return [f(n, o) * 5, z(n, o)]
-    if name == "softmax_backward":
-        P = z(n, o)
-        kernels.load("numpy").softmax(f(n, o), P)
-        return [P, f(n, o), z(n, o)]
-    if name == "softmax_cross_entropy":
-        return [f(n, o) * 4, np.eye(o, dtype=dtype)[rng.integers(0, o, n)], sw, z(n, o)]
-    if name == "sigmoid_binary_cross_entropy":
-        return [f(n, o) * 4, rng.integers(0, 2, (n, o)).astype(dtype), sw, z(n, o)]
-    if name in ("ssr", "mse"):
-        return [f(n, o), f(n, o), sw, z(n, o)]
-    if name == "output_loss":
-        pairs = [(a, l) for l in range(4) for a in sorted(C.COMPATIBLE_OUTPUTS[l])]
-        act, loss = pairs[variant % len(pairs)]
-        Y = (np.eye(o, dtype=dtype)[rng.integers(0, o, n)] if loss == C.CE
-             else rng.integers(0, 2, (n, o)).astype(dtype) if loss == C.BCE else f(n, o))
-        return [act, loss, f(n, o) * 2, Y, sw, z(n, o), z(n, o)]
-    if name == "sgd_update":
-        p = n * i
-        return [f(p), f(p), f(p) * 0.1, 0.05, [0.0, 0.9, 0.9][variant % 3], int(variant % 3 == 2),
-                [0.0, 1e-3][variant % 2]]
-    if name == "adam_update":
-        p = n * i
-        return [f(p), f(p), f(p) * 0.1, np.abs(f(p)) * 0.1, 1 + variant, 1e-3, 0.9, 0.999, 1e-8,
-                [0.0, 1e-3][variant % 2]]
-    hidden = [a for a in (C.RELU, C.TANH, C.SOFTPLUS, C.SIGMOID, C.IDENTITY)]
-    loss = variant % 4
-    out_act = {C.CE: C.SOFTMAX, C.BCE: C.SIGMOID, C.SSR: C.IDENTITY, C.MSE: C.TANH}[loss]
-    sizes = [i, max(o, 2), 5, o if loss != C.BCE else 1]
-    acts = [hidden[variant % 5], hidden[(variant + 1) % 5], out_act]
-    sizes, acts, params, X, Y = _net(rng, dtype, sizes, acts, loss, n)
-    P = params.shape[0]
-    # ssr is a sum over rows and outputs: scale its step so that one epoch stays well-conditioned
-    lr = 0.05 / (n * int(sizes[-1])) if loss == C.SSR else 0.05
-    hyper = np.array([lr, 0.9 * (variant % 3 > 0), float(variant % 3 == 2), 1e-4 * (variant % 2),
-                      0.9, 0.999, 1e-8])
-    opt = C.ADAM if variant % 4 == 3 else C.SGD
-    if name == "train_epoch":
-        perm = rng.permutation(n).astype(np.int64)
-        bs = max(1, n // 3)
-        return [params, z(P), sizes, acts, loss, X, Y, sw, perm, bs, opt, hyper, z(2 * P),
-                np.zeros(1, np.int64), z(C.train_workspace_size(sizes, bs)),
-                np.zeros(C.n_hidden_units(sizes), np.int64), np.zeros(len(sizes) - 1)]
-    if name == "train_gd":
-        steps = 7
-        return [params, z(P), sizes, acts, loss, X, Y, sw, opt, hyper, z(2 * P), np.zeros(1, np.int64),
-                1e-12, steps, z(C.train_workspace_size(sizes, n)), np.zeros(steps), np.zeros(1)]
-    if name == "predict":
-        block = max(1, n // 2)
-        return [params, sizes, acts, X, z(n, int(sizes[-1])), block, z(C.predict_workspace_size(sizes, block))]
-    raise AssertionError(f"no argument builder for {name}")
-
-
-def seed_of(*key):
-    """A seed fixed across processes (``hash`` of a str is randomised per process)."""
-    return zlib.crc32(repr(key).encode())
-
-
-def _copy(args):
-    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+from cases import SHAPES, assert_matches_reference, make_args, seed_of
+from conftest import required_backends
 
 
 def test_required_backends_load():
@@ -133,15 +33,4 @@ def test_every_backend_exports_exactly_the_contract(name, backend):
 @pytest.mark.parametrize("name", C.KERNEL_NAMES)
 def test_kernel_matches_reference(name, shape, variant, backend, dtype):
     args = make_args(name, dtype, np.random.default_rng(seed_of(name, shape, variant)), shape, variant)
-    ref_args, got_args = _copy(args), _copy(args)
-    expected = getattr(kernels.load("numpy"), name)(*ref_args)
-    got = getattr(kernels.load(backend), name)(*got_args)
-    spec = C.BY_NAME[name]
-    if expected is not None:
-        assert C.close(got, expected, dtype), (name, got, expected)
-    for arg, e, g in zip(spec.args, ref_args, got_args):
-        if arg.role == "in" or not isinstance(e, np.ndarray) or arg.name == "workspace":
-            continue
-        if arg.name == "grads" and name in ("train_epoch", "train_gd"):
-            continue  # scratch: only its effect on params is specified
-        assert C.close(g, e, dtype), f"{name}: output {arg.name} differs from the reference"
+    assert_matches_reference(name, args, backend, dtype)

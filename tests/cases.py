@@ -1,0 +1,148 @@
+"""Valid arguments for every contract kernel, shared by the parity, property and fuzz tests."""
+import zlib
+
+import numpy as np
+
+import kernels
+from kernels import contract as C
+
+SHAPES = [(1, 1, 1), (3, 7, 5), (61, 127, 3), (130, 67, 70)]  # (rows n, inputs i, outputs o)
+
+
+def _net(rng, dtype, sizes, acts, loss, n):
+    sizes = np.array(sizes, np.int64)
+    P = C.n_params(sizes)
+    params = (rng.standard_normal(P) * 0.3).astype(dtype)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    k = int(sizes[-1])
+    if loss == C.CE:
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    elif loss == C.BCE:
+        Y = rng.integers(0, 2, (n, k)).astype(dtype)
+    else:
+        Y = rng.standard_normal((n, k)).astype(dtype)
+    return sizes, np.array(acts, np.int64), params, X, Y
+
+
+def make_args(name, dtype, rng, shape, variant=0):
+    """Valid arguments for kernel ``name``; ``variant`` selects options (activation, loss, optimizer)."""
+    n, i, o = shape
+    f = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    z = lambda *s: np.zeros(s, dtype)  # noqa: E731
+    sw = None if variant % 2 == 0 else rng.uniform(0.1, 2.0, n).astype(dtype)
+    if name == "dense_forward":
+        return [f(n, i), f(i, o), f(o), z(n, o)]
+    if name == "dense_backward":
+        return [f(n, i), f(i, o), f(n, o), z(i, o), z(o), None if variant % 2 else z(n, i)]
+    if name == "activation_forward":
+        act = variant % 5
+        return [act, f(n, o) * 3, z(n, o)]
+    if name == "activation_backward":
+        act = variant % 5
+        Zs = f(n, o) * 3
+        Aout = z(n, o)
+        kernels.load("numpy").activation_forward(act, Zs, Aout)
+        return [act, Aout, f(n, o), z(n, o)]
+    if name == "softmax":
+        return [f(n, o) * 5, z(n, o)]
+    if name == "softmax_backward":
+        P = z(n, o)
+        kernels.load("numpy").softmax(f(n, o), P)
+        return [P, f(n, o), z(n, o)]
+    if name == "softmax_cross_entropy":
+        return [f(n, o) * 4, np.eye(o, dtype=dtype)[rng.integers(0, o, n)], sw, z(n, o)]
+    if name == "sigmoid_binary_cross_entropy":
+        return [f(n, o) * 4, rng.integers(0, 2, (n, o)).astype(dtype), sw, z(n, o)]
+    if name in ("ssr", "mse"):
+        return [f(n, o), f(n, o), sw, z(n, o)]
+    if name == "output_loss":
+        pairs = [(a, l) for l in range(4) for a in sorted(C.COMPATIBLE_OUTPUTS[l])]
+        act, loss = pairs[variant % len(pairs)]
+        Y = (np.eye(o, dtype=dtype)[rng.integers(0, o, n)] if loss == C.CE
+             else rng.integers(0, 2, (n, o)).astype(dtype) if loss == C.BCE else f(n, o))
+        return [act, loss, f(n, o) * 2, Y, sw, z(n, o), z(n, o)]
+    if name == "sgd_update":
+        p = n * i
+        return [f(p), f(p), f(p) * 0.1, 0.05, [0.0, 0.9, 0.9][variant % 3], int(variant % 3 == 2),
+                [0.0, 1e-3][variant % 2]]
+    if name == "adam_update":
+        p = n * i
+        return [f(p), f(p), f(p) * 0.1, np.abs(f(p)) * 0.1, 1 + variant, 1e-3, 0.9, 0.999, 1e-8,
+                [0.0, 1e-3][variant % 2]]
+    hidden = [a for a in (C.RELU, C.TANH, C.SOFTPLUS, C.SIGMOID, C.IDENTITY)]
+    loss = variant % 4
+    out_act = {C.CE: C.SOFTMAX, C.BCE: C.SIGMOID, C.SSR: C.IDENTITY, C.MSE: C.TANH}[loss]
+    sizes = [i, max(o, 2), 5, o if loss != C.BCE else 1]
+    acts = [hidden[variant % 5], hidden[(variant + 1) % 5], out_act]
+    sizes, acts, params, X, Y = _net(rng, dtype, sizes, acts, loss, n)
+    P = params.shape[0]
+    # ssr is a sum over rows and outputs: scale its step so that one epoch stays well-conditioned
+    lr = 0.05 / (n * int(sizes[-1])) if loss == C.SSR else 0.05
+    hyper = np.array([lr, 0.9 * (variant % 3 > 0), float(variant % 3 == 2), 1e-4 * (variant % 2),
+                      0.9, 0.999, 1e-8])
+    opt = C.ADAM if variant % 4 == 3 else C.SGD
+    if name == "train_epoch":
+        perm = rng.permutation(n).astype(np.int64)
+        bs = max(1, n // 3)
+        return [params, z(P), sizes, acts, loss, X, Y, sw, perm, bs, opt, hyper, z(2 * P),
+                np.zeros(1, np.int64), z(C.train_workspace_size(sizes, bs)),
+                np.zeros(C.n_hidden_units(sizes), np.int64), np.zeros(len(sizes) - 1)]
+    if name == "train_gd":
+        steps = 7
+        return [params, z(P), sizes, acts, loss, X, Y, sw, opt, hyper, z(2 * P), np.zeros(1, np.int64),
+                1e-12, steps, z(C.train_workspace_size(sizes, n)), np.zeros(steps), np.zeros(1)]
+    if name == "predict":
+        block = max(1, n // 2)
+        return [params, sizes, acts, X, z(n, int(sizes[-1])), block, z(C.predict_workspace_size(sizes, block))]
+    raise AssertionError(f"no argument builder for {name}")
+
+
+def seed_of(*key):
+    """A seed fixed across processes (``hash`` of a str is randomised per process)."""
+    return zlib.crc32(repr(key).encode())
+
+
+def copy_args(args):
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+
+
+def _upcast(args):
+    return [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else
+            (a.copy() if isinstance(a, np.ndarray) else a) for a in args]
+
+
+def assert_matches_reference(name, args, backend, dtype):
+    """Run kernel ``name`` on copies of ``args`` with the reference and ``backend``; compare every output.
+
+    The contract's rule: within TOLERANCE of the reference; in float32, failing that, no farther from
+    the exact (float64 reference) answer than twice the float32 reference's own distance from it —
+    ill-conditioned steps (Adam with gradients near ε, ReLU kinks) amplify rounding in every backend.
+    """
+    ref_args, got_args = copy_args(args), copy_args(args)
+    expected = getattr(kernels.load("numpy"), name)(*ref_args)
+    got = getattr(kernels.load(backend), name)(*got_args)
+    spec = C.BY_NAME[name]
+    exact = None
+    pairs = [("return", got, expected)] if expected is not None else []
+    for i, (arg, e, g) in enumerate(zip(spec.args, ref_args, got_args)):
+        if arg.role == "in" or not isinstance(e, np.ndarray) or arg.name == "workspace":
+            continue
+        if arg.name == "grads" and name in ("train_epoch", "train_gd"):
+            continue  # scratch: only its effect on params is specified
+        pairs.append((arg.name, g, e, i))
+    for item in pairs:
+        label, g, e = item[:3]
+        if C.close(g, e, dtype):
+            continue
+        assert np.dtype(dtype) == np.float32, f"{name}: output {label} differs from the reference"
+        if exact is None:
+            exact_args = _upcast(args)
+            exact = (getattr(kernels.load("numpy"), name)(*exact_args), exact_args)
+        truth = exact[0] if label == "return" else exact[1][item[3]]
+        truth = np.asarray(truth, np.float64)
+        err_ref = np.max(np.abs(np.asarray(e, np.float64) - truth), initial=0.0)
+        err_got = np.max(np.abs(np.asarray(g, np.float64) - truth), initial=0.0)
+        rtol, atol = C.TOLERANCE[np.dtype(np.float32)]
+        bound = 2 * err_ref + rtol * np.max(np.abs(truth), initial=0.0) + atol
+        assert err_got <= bound, (f"{name}: output {label} is {err_got:.3g} from the exact answer; the float32 "
+                                  f"reference is {err_ref:.3g} from it")
