@@ -202,7 +202,7 @@ class MLP:
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         unseen = self.classes_[idx] != labels
         if np.any(unseen):
-            raise ValueError(f"y: label {labels[np.argmax(unseen)]!r} was not seen at fit; "
+            raise ValueError(f"y: label {labels[np.argmax(unseen)].tolist()!r} was not seen at fit; "
                              f"known classes are {self.classes_.tolist()}")
         return idx
 
