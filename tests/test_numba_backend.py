@@ -1,0 +1,262 @@
+"""Numba-specific behaviour: fused epochs against the reference, odd shapes, thread-count independence,
+GEMM across the parallel threshold, lazy compilation and the cache directory.
+
+Per-kernel parity on every backend lives in test_kernel_parity.py; this file does not repeat it.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels import contract as C
+
+nb = pytest.importorskip("kernels.numba_backend")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+OPTS = {  # name: (opt, momentum, nesterov)
+    "sgd": (C.SGD, 0.0, 0.0),
+    "momentum": (C.SGD, 0.9, 0.0),
+    "nesterov": (C.SGD, 0.9, 1.0),
+    "adam": (C.ADAM, 0.0, 0.0),
+}
+# (hidden activation, output activation, loss)
+NETS = [
+    (C.RELU, C.SOFTMAX, C.CE),
+    (C.TANH, C.IDENTITY, C.MSE),
+    (C.SIGMOID, C.SIGMOID, C.BCE),
+    (C.SOFTPLUS, C.TANH, C.SSR),
+    (C.RELU, C.SOFTMAX, C.MSE),
+]
+
+
+def problem(rng, dtype, sizes, hidden, out, loss, n, weighted=False):
+    sizes = np.array(sizes, np.int64)
+    P = C.n_params(sizes)
+    params = (rng.standard_normal(P) * 0.3).astype(dtype)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    k = int(sizes[-1])
+    if loss == C.CE:
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    elif loss == C.BCE:
+        Y = rng.integers(0, 2, (n, k)).astype(dtype)
+    else:
+        Y = (rng.standard_normal((n, k)) * 0.5).astype(dtype)
+    sw = rng.uniform(0.2, 2.0, n).astype(dtype) if weighted else None
+    acts = np.array([hidden] * (len(sizes) - 2) + [out], np.int64)
+    return sizes, acts, params, X, Y, sw
+
+
+def epoch_args(sizes, acts, loss, params, X, Y, sw, perm, bs, opt_name, lr=0.02, wd=1e-4):
+    opt, mom, nest = OPTS[opt_name]
+    P = params.shape[0]
+    dt = params.dtype
+    return [params.copy(), np.zeros(P, dt), sizes, acts, loss, X, Y, sw, perm, bs, opt,
+            np.array([lr, mom, nest, wd, 0.9, 0.999, 1e-8]), np.zeros(2 * P, dt), np.zeros(1, np.int64),
+            np.zeros(C.train_workspace_size(sizes, min(bs, max(len(perm), 1))), dt),
+            np.zeros(C.n_hidden_units(sizes), np.int64), np.zeros(len(sizes) - 1)]
+
+
+def run_both(name, args):
+    ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    r = getattr(kernels.load("numpy"), name)(*ref)
+    g = getattr(kernels.load("numba"), name)(*got)
+    return r, g, ref, got
+
+
+def assert_epoch_close(r, g, ref, got, dtype):
+    assert C.close(g, r, dtype), (g, r)
+    for i in (0, 12, 13, 15, 16):  # params, optimizer state, step, alive, grad_sq
+        assert C.close(got[i], ref[i], dtype), f"argument {i} differs"
+
+
+@pytest.mark.parametrize("opt_name", list(OPTS))
+@pytest.mark.parametrize("net", range(len(NETS)))
+def test_fused_epoch_matches_reference(net, opt_name, dtype):
+    hidden, out, loss = NETS[net]
+    rng = np.random.default_rng(100 + net)
+    sizes = [13, 24, 9, 1 if loss == C.BCE else 5]
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, sizes, hidden, out, loss, 90, weighted=net % 2 == 1)
+    perm = rng.permutation(90).astype(np.int64)
+    # ssr is a sum over the batch: scale lr down so that float32 training stays well conditioned (the
+    # reference itself drifts ~1e-5 from float64 truth at lr 0.02 there)
+    lr = 0.02 / 16 if loss == C.SSR else 0.02
+    r, g, ref, got = run_both("train_epoch", epoch_args(sizes, acts, loss, params, X, Y, sw, perm, 16, opt_name, lr))
+    assert np.isfinite(r)
+    assert_epoch_close(r, g, ref, got, dtype)
+
+
+@pytest.mark.parametrize("sizes, n, bs", [
+    ([1, 1], 1, 1),
+    ([3, 7, 1], 5, 1),            # batch 1
+    ([7, 61, 3], 61, 7),          # last partial batch of 5
+    ([61, 127, 7], 20, 64),       # batch larger than the data
+    ([127, 3, 61, 1], 33, 8),
+    ([3, 1, 7], 10, 3),           # a one-unit hidden layer
+])
+def test_odd_shapes(sizes, n, bs, dtype):
+    rng = np.random.default_rng(len(sizes) * 1000 + n)
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, sizes, C.TANH, C.IDENTITY, C.MSE, n)
+    perm = rng.permutation(n).astype(np.int64)
+    r, g, ref, got = run_both("train_epoch", epoch_args(sizes, acts, C.MSE, params, X, Y, sw, perm, bs, "momentum"))
+    assert_epoch_close(r, g, ref, got, dtype)
+    # full-batch GD and prediction at the same shapes
+    P = params.shape[0]
+    gd = [params.copy(), np.zeros(P, dtype), sizes, acts, C.MSE, X, Y, sw, C.ADAM,
+          np.array([1e-2, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * P, dtype), np.zeros(1, np.int64), 0.0, 4,
+          np.zeros(C.train_workspace_size(sizes, n), dtype), np.zeros(4), np.zeros(1)]
+    r, g, ref, got = run_both("train_gd", gd)
+    assert r == g == 4
+    for i in (0, 10, 11, 15, 16):
+        assert C.close(got[i], ref[i], dtype), f"train_gd argument {i} differs"
+    block = max(1, n // 3)
+    pr = [params, sizes, acts, X, np.zeros((n, int(sizes[-1])), dtype), block,
+          np.zeros(C.predict_workspace_size(sizes, block), dtype)]
+    _, _, ref, got = run_both("predict", pr)
+    assert C.close(got[4], ref[4], dtype)
+
+
+def test_empty_permutation_is_a_no_op(dtype):
+    rng = np.random.default_rng(3)
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, [4, 5, 2], C.RELU, C.SOFTMAX, C.CE, 6)
+    args = epoch_args(sizes, acts, C.CE, params, X, Y, sw, np.zeros(0, np.int64), 4, "adam")
+    assert kernels.load("numba").train_epoch(*args) == 0.0
+    assert np.array_equal(args[0], params)
+
+
+def test_non_finite_loss_stops_without_update(dtype):
+    rng = np.random.default_rng(4)
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, [4, 6, 2], C.RELU, C.IDENTITY, C.MSE, 12)
+    X[7] = np.inf  # row 7 lands in the second batch
+    perm = np.arange(12, dtype=np.int64)
+    r, g, ref, got = run_both("train_epoch", epoch_args(sizes, acts, C.MSE, params, X, Y, sw, perm, 4, "sgd"))
+    assert not np.isfinite(g) and not np.isfinite(r)
+    assert np.array_equal(got[0], got[0]) and C.close(got[0], ref[0], dtype)  # only the first batch moved
+    # GD: the first loss is already non-finite -> one step recorded, nothing updated
+    P = params.shape[0]
+    gd = [params.copy(), np.zeros(P, dtype), sizes, acts, C.MSE, X, Y, sw, C.SGD,
+          np.array([1e-2, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * P, dtype), np.zeros(1, np.int64), 0.0, 5,
+          np.zeros(C.train_workspace_size(sizes, 12), dtype), np.zeros(5), np.zeros(1)]
+    r, g, ref, got = run_both("train_gd", gd)
+    assert r == g == 1
+    assert np.array_equal(got[0], params) and got[16][0] == np.inf
+
+
+def test_gd_stops_when_steps_are_below_tol():
+    rng = np.random.default_rng(5)
+    sizes, acts, params, X, Y, sw = problem(rng, np.float64, [3, 4, 1], C.TANH, C.IDENTITY, C.MSE, 20)
+    P = params.shape[0]
+    gd = [params.copy(), np.zeros(P), sizes, acts, C.MSE, X, Y, sw, C.SGD, np.array([1e-3, 0, 0, 0, 0.9, 0.999, 1e-8]),
+          np.zeros(2 * P), np.zeros(1, np.int64), 1.0, 50, np.zeros(C.train_workspace_size(sizes, 20)), np.zeros(50),
+          np.zeros(1)]
+    r, g, ref, got = run_both("train_gd", gd)
+    assert r == g == 1
+    assert C.close(got[15], ref[15], np.float64) and C.close(got[16], ref[16], np.float64)
+
+
+# (n, k, m) around the parallel threshold PAR_FLOPS = 2·128³ and the tile sizes (MB, NB, KC, PB, JC)
+GEMM_SHAPES = [(127, 128, 128), (128, 128, 128), (129, 130, 127), (65, 257, 300), (300, 70, 513), (3, 2048, 5),
+               (1000, 9, 1)]
+
+
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gemm_across_parallel_threshold(shape, dtype):
+    n, k, m = shape
+    rng = np.random.default_rng(n * k + m)
+    X, W, b = (rng.standard_normal(s).astype(dtype) for s in ((n, k), (k, m), (m,)))
+    dZ = rng.standard_normal((n, m)).astype(dtype)
+    be = kernels.load("numba")
+    out = {}
+    for threads in (1, 2):
+        be.set_num_threads(threads)
+        Z, dW, db, dX = np.empty((n, m), dtype), np.empty((k, m), dtype), np.empty(m, dtype), np.empty((n, k), dtype)
+        be.dense_forward(X, W, b, Z)
+        be.dense_backward(X, W, dZ, dW, db, dX)
+        out[threads] = (Z, dW, db, dX)
+    be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
+    x64, w64, dz64 = X.astype(np.float64), W.astype(np.float64), dZ.astype(np.float64)
+    want = (x64 @ w64 + b, x64.T @ dz64, dz64.sum(0), dz64 @ w64.T)
+    for got1, got2, exp in zip(out[1], out[2], want):
+        assert np.array_equal(got1, got2)  # the thread count never changes a result
+        assert C.close(got1, exp, dtype)
+
+
+_THREAD_SCRIPT = r"""
+import hashlib, json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import kernels
+from kernels import contract as C
+k = kernels.load("numba")
+out = {}
+for dt in (np.float32, np.float64):
+    rng = np.random.default_rng(7)
+    sizes = np.array([130, 256, 70, 10], np.int64)
+    acts = np.array([C.RELU, C.TANH, C.SOFTMAX], np.int64)
+    P = C.n_params(sizes)
+    params = (rng.standard_normal(P) * 0.1).astype(dt)
+    X = rng.standard_normal((700, 130)).astype(dt)
+    Y = np.eye(10, dtype=dt)[rng.integers(0, 10, 700)]
+    perm = rng.permutation(700).astype(np.int64)
+    hyper = np.array([0.01, 0.0, 0.0, 0.0, 0.9, 0.999, 1e-8])
+    state = np.zeros(2 * P, dt)
+    loss = k.train_epoch(params, np.zeros(P, dt), sizes, acts, C.CE, X, Y, None, perm, 300, C.ADAM, hyper, state,
+                         np.zeros(1, np.int64), np.zeros(C.train_workspace_size(sizes, 300), dt),
+                         np.zeros(0, np.int64), np.zeros(0))
+    Z = np.empty((700, 256), dt)
+    k.dense_forward(X, params[:130 * 256].reshape(130, 256), params[130 * 256:130 * 256 + 256], Z)
+    out[np.dtype(dt).name] = [repr(loss), hashlib.sha256(params.tobytes()).hexdigest(),
+                              hashlib.sha256(Z.tobytes()).hexdigest(), k.get_num_threads()]
+print(json.dumps(out))
+"""
+
+
+def test_results_bit_identical_for_1_and_2_threads():
+    runs = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        p = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, ROOT], env=env, capture_output=True, text=True,
+                           timeout=900)
+        assert p.returncode == 0, p.stderr[-3000:]
+        runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    assert runs[0]["float32"][3] == 1 and runs[1]["float32"][3] == 2
+    for dt in ("float32", "float64"):
+        assert runs[0][dt][:3] == runs[1][dt][:3], dt
+
+
+def test_import_compiles_nothing_and_every_kernel_caches():
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kernels.numba_backend as m\n"
+            "from numba.core.registry import CPUDispatcher\n"
+            "ds = [v for v in vars(m).values() if isinstance(v, CPUDispatcher)]\n"
+            "assert ds, 'no compiled functions found'\n"
+            "print(sum(len(d.signatures) for d in ds), all(d._cache.__class__.__name__ != 'NullCache' for d in ds))")
+    p = subprocess.run([sys.executable, "-c", code, ROOT], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split() == ["0", "True"]
+
+
+def test_read_only_package_dir_falls_back_to_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(nb.os, "access", lambda path, mode: False)
+    got = nb._choose_cache_dir()
+    assert got == os.path.join(str(tmp_path), "pynet", nb._pynet_version(), "numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    assert nb._choose_cache_dir() is None  # the user's choice wins
+
+
+def test_warmup_reports_seconds_per_dtype():
+    got = nb.warmup(("float32",))
+    assert set(got) == {"float32"} and got["float32"] >= 0
+
+
+def test_thread_count_hooks():
+    be = kernels.load("numba")
+    be.set_num_threads(1)
+    assert be.get_num_threads() == 1
+    be.set_num_threads(10_000)  # clamped to the pool
+    assert be.get_num_threads() == nb.numba.config.NUMBA_NUM_THREADS
