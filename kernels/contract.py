@@ -56,6 +56,8 @@ float32, an output that misses this bound still passes when it is no farther fro
 (the reference run in float64) than twice the float32 reference's own distance from it: steps that
 amplify rounding (Adam with gradients near ε, a ReLU input crossing 0) are ill-conditioned for every
 implementation, the reference included.
+The Numba backend uses fastmath only as {contract, reassoc} inside its GEMM tiles (FMA and reordered
+dot-product sums, within this tolerance; no nnan/ninf, so non-finite losses are still detected).
 """
 from __future__ import annotations
 
