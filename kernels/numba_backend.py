@@ -182,7 +182,7 @@ def _gemm_nn(A, B, C, bias, use_bias, par):
 # --------------------------------------------------------------------------- GEMM: C = A·Bᵀ
 @njit(fastmath=_FM, **_JIT)
 def _dot(a, b):
-    s = a[0] * 0
+    s = _as(0, a)  # a literal 0 would make the accumulator float64
     for j in range(a.shape[0]):
         s += a[j] * b[j]
     return s
@@ -199,7 +199,7 @@ def _nt_tile(A, B, C, i0, i1, p0, p1, j0, j1, first):
         p = p0
         while p + 4 <= p1:
             b0 = B[p, j0:j1]; b1 = B[p + 1, j0:j1]; b2 = B[p + 2, j0:j1]; b3 = B[p + 3, j0:j1]
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = a0[0] * 0
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = _as(0, A)
             for j in range(w):
                 x0 = a0[j]; x1 = a1[j]
                 y0 = b0[j]; y1 = b1[j]; y2 = b2[j]; y3 = b3[j]
@@ -276,11 +276,29 @@ def _colsum(dZ, db):
 
 
 @njit(**_JIT)
+def _dense_forward(X, W, b, Z, par):
+    """Z = X·W + b. A single output column is a dot product per row: the row-update loop would be 1 wide."""
+    if W.shape[1] == 1:
+        _gemm_nt(X, W.reshape((1, W.shape[0])), Z, par)
+        for r in range(Z.shape[0]):
+            Z[r, 0] += b[0]
+    else:
+        _gemm_nn(X, W, Z, b, True, par)
+
+
+@njit(**_JIT)
 def _dense_backward(X, W, dZ, dW, db, dX, want_dx, par):
-    _gemm_nn(X.T, dZ, dW, db, False, par)
+    """dW = Xᵀ·dZ, db = Σ_rows dZ, dX = dZ·Wᵀ; one output column: dWᵀ = dZᵀ·X and dX = dZ ⊗ W."""
+    if dZ.shape[1] == 1:
+        _gemm_nn(dZ.T, X, dW.reshape((1, dW.shape[0])), db, False, par)
+    else:
+        _gemm_nn(X.T, dZ, dW, db, False, par)
     _colsum(dZ, db)
     if want_dx:
-        _gemm_nt(dZ, W, dX, par)
+        if dZ.shape[1] == 1:
+            _gemm_nn(dZ, W.reshape((1, W.shape[0])), dX, db, False, par)
+        else:
+            _gemm_nt(dZ, W, dX, par)
 
 
 # --------------------------------------------------------------------------- activations
@@ -588,7 +606,7 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
     for l in range(L):
         W, b = _layer(params, sizes, l)
         Z = _region(ws, off, n, sizes[l + 1])
-        _gemm_nn(H, W, Z, b, True, par)
+        _dense_forward(H, W, b, Z, par)
         if l < L - 1:
             _act_forward(acts[l], Z, Z)
         H = Z
@@ -719,7 +737,7 @@ def _predict(params, sizes, acts, X, out, block, ws, par):
         for l in range(L):
             W, b = _layer(params, sizes, l)
             Z = _region(ws, (l % 2) * half, nb, sizes[l + 1])
-            _gemm_nn(H, W, Z, b, True, par)
+            _dense_forward(H, W, b, Z, par)
             if l < L - 1:
                 _act_forward(acts[l], Z, Z)
             H = Z
@@ -750,7 +768,7 @@ def _sw(sw, like):
 
 
 def dense_forward(X, W, b, Z):
-    _gemm_nn(X, W, Z, b, True, _par())
+    _dense_forward(X, W, b, Z, _par())
 
 
 def dense_backward(X, W, dZ, dW, db, dX):
