@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the C backend with AddressSanitizer + UndefinedBehaviorSanitizer in a scratch copy of the
-# tree and run the C-backend tests and the C parity tests against it. The normal in-place build is
+# tree and run the whole test suite against it, with the c backend (and the numpy reference). The normal in-place build is
 # left alone. Usage: csrc/sanitize.sh [extra pytest args]
 #
 # Valgrind on a short training run (documented in docs/performance.md, C backend section):
@@ -19,4 +19,4 @@ PYNET_LDFLAGS="-fsanitize=address,undefined" python csrc/build_ffi.py > build.lo
 # Python itself is not instrumented: preload the runtime, ignore CPython's own allocations at exit
 LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-python -m pytest -q -p no:cacheprovider tests/test_c_backend.py tests/test_kernel_parity.py -k "c- or not parity" "$@"
+PYNET_TEST_BACKENDS=c,numpy PYNET_BACKEND=c python -m pytest -q -p no:cacheprovider tests "$@"

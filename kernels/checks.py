@@ -27,9 +27,15 @@ def _scalar(arg: C.Arg, value):
         if not 0 <= int(value) < len(names):
             raise ValueError(f"{arg.name}: code {value} out of range; valid names are {', '.join(names)}")
         return int(value)
+    if arg.kind == "flag":
+        if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+            return int(value)
+        raise ValueError(f"{arg.name}: expected 0 or 1 (or a bool), got {value!r}")
     if arg.kind == "int":
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{arg.name}: expected an integer, got {type(value).__name__}")
+        if not -2**63 <= value < 2**63:
+            raise ValueError(f"{arg.name}: {value} does not fit in 64 bits")
         return int(value)
     if arg.kind == "float":
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

@@ -165,8 +165,8 @@ def predict_workspace_size(sizes, block: int) -> int:
 class Arg:
     """One argument. ``shape`` is a tuple of dimension symbols or integers; ``None`` for scalars.
 
-    kind: "float" (the call's float dtype), "f64", "i64" for arrays; "int", "float", or a registry
-    name ("act", "loss", "opt") for scalars. role: "in", "out" or "inout" (outputs must be writable).
+    kind: "float" (the call's float dtype), "f64", "i64" for arrays; "int" (any int64), "flag" (0 or 1),
+    "float", or a registry name ("act", "loss", "opt") for scalars. role: "in", "out" or "inout" (outputs must be writable).
     """
 
     name: str
@@ -351,7 +351,7 @@ KERNELS: tuple[Kernel, ...] = (
     # ---- optimizers (return max |Δ|)
     Kernel("sgd_update",
            (A("params", "float", "P", "inout"), A("grads", "float", "P"), A("velocity", "float", "P", "inout"),
-            S("lr", "float"), S("momentum", "float"), S("nesterov", "int"), S("weight_decay", "float")),
+            S("lr", "float"), S("momentum", "float"), S("nesterov", "flag"), S("weight_decay", "float")),
            "float", "g = ∇ + λθ; v = μv + g; θ −= lr·(g + μv if nesterov else v)"),
     Kernel("adam_update",
            (A("params", "float", "P", "inout"), A("grads", "float", "P"), A("m", "float", "P", "inout"),

@@ -12,6 +12,8 @@ import pytest
 import kernels
 
 AVAILABLE = [name for name, why in kernels.status().items() if why is None]
+if os.environ.get("PYNET_TEST_BACKENDS"):  # e.g. "c,numpy" for the sanitizer run
+    AVAILABLE = [name for name in AVAILABLE if name in os.environ["PYNET_TEST_BACKENDS"].split(",")]
 
 
 def required_backends():
