@@ -251,6 +251,7 @@ def main(argv=None):
             use_torch = False
     rows = []
     for wl in a.workloads.split(","):
+        before = len(rows)
         if wl in WORKLOADS:
             rows += bench_workload(wl, backends, a.repeats, a.threads, use_torch)
         elif wl == "gemm":
@@ -259,8 +260,7 @@ def main(argv=None):
             rows += bench_rss([b for b in backends if b != "numpy"], a.threads, use_torch)
         else:
             raise SystemExit(f"unknown workload {wl!r}")
-        print_table([r for r in rows if r["workload"].endswith(wl) or r["workload"] == wl
-                     or (wl == "gemm" and r["workload"].startswith("gemm"))])
+        print_table(rows[before:])
     info = dict(machine=machine(), threads=a.threads, repeats=a.repeats, rows=rows)
     if a.json:
         with open(a.json, "w") as f:
