@@ -167,6 +167,19 @@ def bench_gemm(backends, repeats, threads, n=2048):
             for key, t in times.items()]
 
 
+def _peak_mib():
+    """Peak RSS of this process in MiB. getrusage's ru_maxrss survives exec on Linux (a child started by a
+    big parent reports the parent's peak), so VmHWM from /proc is preferred where it exists."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_child(runner, workload, epochs, threads):
     """Runs in a subprocess: peak RSS (MiB) after each epoch."""
     prob = make_problem(workload)
@@ -174,7 +187,7 @@ def rss_child(runner, workload, epochs, threads):
     peaks = []
     for _ in range(epochs):
         r.epoch()
-        peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        peaks.append(_peak_mib())
     print(json.dumps(peaks))
 
 
