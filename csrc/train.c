@@ -96,6 +96,17 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
             dX = t;
         }
     }
+    /* an overflowing gradient is divergence too: report NaN and leave the parameters as they are.
+     * x − x is NaN exactly for ±inf and NaN, and the branch-free sum vectorises (no -ffast-math here). */
+    {
+        REAL bad = 0;
+        for (int64_t q = 0; q < P; ++q)
+            bad += grads[q] - grads[q];
+        if (bad != 0 || bad != bad) {
+            *moved = INFINITY;
+            return NAN;
+        }
+    }
     if (n_grad_sq) {
         off = 0;
         for (int64_t l = 0; l < L; ++l) {
