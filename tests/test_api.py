@@ -196,3 +196,35 @@ def test_cli_bench_json_and_compare(tmp_path):
 def test_cli_bench_rejects_unknown_names():
     out = _cli("bench", "--workload", "huge")
     assert out.returncode == 2 and "--workload: unknown name 'huge'" in out.stderr
+
+
+def test_plots_render(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots need the plot extra")
+    out = _cli("train", "--dataset", "iris", "--epochs", "20", "--validation-split", "0.2", "--quiet",
+               "--plot", str(tmp_path / "loss.png"))
+    assert out.returncode == 0, out.stderr
+    out = _cli("plot-fit", "--out", str(tmp_path / "fit.png"), "--epochs", "30")
+    assert out.returncode == 0, out.stderr
+    out = _cli("bench", "--layers", "5,8,1", "--samples", "100", "--backend", "numpy", "--repeat", "1", "--quiet",
+               "--plot", str(tmp_path / "bench.png"))
+    assert out.returncode == 0, out.stderr
+    for name in ("loss.png", "fit.png", "bench.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_plot_without_matplotlib_says_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    from pynet import plots
+
+    with pytest.raises(RuntimeError, match=r'pip install "pynet\[plot\]"'):
+        plots.fit_curves(np.zeros((2, 1)), np.zeros(2), {}, "x.png")
