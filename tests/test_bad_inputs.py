@@ -292,3 +292,26 @@ def test_awkward_inputs_are_converted(label, convert, backend):
     b.fit(clean, Y3, epochs=2)
     np.testing.assert_array_equal(a.params, b.params)
     np.testing.assert_array_equal(a.predict_proba(Xc), b.predict_proba(clean))
+
+
+def _sk(cls, **kw):
+    sk = pytest.importorskip("pynet.sklearn")
+    return getattr(sk, cls)(**kw)
+
+
+SKLEARN_CASES = [
+    ("hidden size 0", lambda: _sk("MLPClassifier", hidden_layer_sizes=(0,)).fit(X4, Y3), ValueError,
+     "hidden_layer_sizes"),
+    ("unknown solver", lambda: _sk("MLPClassifier", solver="lbfgs").fit(X4, Y3), ValueError, "solver"),
+    ("unknown activation", lambda: _sk("MLPRegressor", activation="gelu").fit(X4, Y3.astype(float)), ValueError,
+     "activation"),
+    ("negative alpha", lambda: _sk("MLPRegressor", alpha=-1.0).fit(X4, Y3.astype(float)), ValueError, "alpha"),
+    ("predict before fit", lambda: _sk("MLPClassifier").predict(X4), ValueError, "not fitted"),
+    ("NaN in X", lambda: _sk("MLPClassifier").fit(_with(X4, (0, 0), np.nan), Y3), ValueError, "NaN"),
+]
+
+
+@pytest.mark.parametrize("label, call, exc, message", SKLEARN_CASES, ids=[c[0] for c in SKLEARN_CASES])
+def test_sklearn_estimators_bad_input(label, call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
