@@ -43,8 +43,10 @@ class Backend:
         missing = [k for k in KERNEL_NAMES if not callable(getattr(module, k, None))]
         if missing:
             raise BackendUnavailable(f"backend {name!r} lacks kernels: {', '.join(missing)}")
+        # a backend whose threading cannot serve several Python threads at once exports CALL_LOCK
+        lock = getattr(module, "CALL_LOCK", None)
         for spec in contract.KERNELS:
-            setattr(self, spec.name, _checked(spec, getattr(module, spec.name)))
+            setattr(self, spec.name, _checked(spec, getattr(module, spec.name), lock))
 
     def set_num_threads(self, n: int) -> None:
         """Threads the backend's kernels may use (the reference follows numpy's BLAS and ignores it)."""
@@ -62,9 +64,15 @@ class Backend:
         return f"<pynet kernels backend {self.name!r}>"
 
 
-def _checked(spec, fn):
-    def kernel(*args):
-        return fn(*check(spec, args))
+def _checked(spec, fn, lock=None):
+    if lock is None:
+        def kernel(*args):
+            return fn(*check(spec, args))
+    else:
+        def kernel(*args):
+            args = check(spec, args)
+            with lock:
+                return fn(*args)
 
     kernel.__name__ = spec.name
     kernel.__qualname__ = spec.name
