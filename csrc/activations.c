@@ -46,8 +46,14 @@ void SFX(pynet_activation_backward)(int act, int64_t size, const REAL *A, const 
                 dZ[t] = dA[t];
         break;
     case ACT_RELU:
+#ifdef VEC_RELU_BACKWARD
+        if (pynet_simd_active()) {
+            VEC_RELU_BACKWARD(size, A, dA, dZ);
+            break;
+        }
+#endif
         for (int64_t t = 0; t < size; ++t)
-            dZ[t] = dA[t] * (REAL)(A[t] > 0);   /* a product, as the reference: NaN/inf in dA propagate */
+            dZ[t] = dA[t] * (A[t] > 0 ? (REAL)1 : (REAL)0);   /* a product, as the reference: NaN/inf in dA propagate */
         break;
     case ACT_SOFTPLUS: /* softplus'(z) = σ(z) = 1 − e^(−A) */
         for (int64_t t = 0; t < size; ++t)

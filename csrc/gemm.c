@@ -195,6 +195,31 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
                     C[i * ldc + j] = 0;
         return;
     }
+#ifdef UKR_NOPACK
+    /* small path: below the parallel threshold a GEMM runs on one thread, and packing A costs as much
+     * as using it; A is read in place and B too when its rows are contiguous (else packed, cheap
+     * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
+    if ((double)m * (double)n * (double)k < PYNET_PAR_MIN_MACS && n <= NC && pynet_simd_active() &&
+        (csb == 1 || pk)) {
+        const int64_t nq = SFX(ceil_div)(n, NR);
+        for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
+            const int64_t kc = PYNET_MIN(KC, k - pc);
+            const int be = pc == 0 ? beta : 1;
+            const REAL *bs = B + pc * rsb;
+            if (csb != 1)
+                SFX(pack_b)(kc, n, bs, rsb, csb, pk->b, 0, nq);
+            for (int64_t jr = 0; jr < nq; ++jr) {                  /* 2nd loop: NR-wide column panels */
+                const int64_t j0 = jr * NR, nr = PYNET_MIN(NR, n - j0);
+                const REAL *b = csb == 1 ? bs + j0 : pk->b + jr * NR * kc;
+                const int64_t ldb = csb == 1 ? rsb : NR;
+                for (int64_t i0 = 0; i0 < m; i0 += PYNET_MR)       /* 1st loop: MR-row tiles, A in place */
+                    UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
+                               (int)PYNET_MIN(PYNET_MR, m - i0), (int)nr);
+            }
+        }
+        return;
+    }
+#endif
     SFX(pynet_pack) own = {NULL, NULL, 0, 0};
     if (!pk) {
         size_t na, nb;

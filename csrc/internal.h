@@ -26,6 +26,11 @@ void pynet_ukr_scalar_f64(int64_t k, const double *a, const double *b, double *c
 #if PYNET_X86_SIMD
 void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
 void pynet_ukr_avx2_f64(int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
+void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
+                               int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr);
+double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *velocity, double lr, double momentum,
+                          int nesterov, double weight_decay);
+void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ);
 #endif
 
 /* Threads a GEMM of m·n·k multiply-adds should use (1 below the threshold). */

@@ -5,6 +5,10 @@
 double SFX(pynet_sgd_update)(int64_t p, REAL *params, const REAL *grads, REAL *velocity, double lr, double momentum,
                              int nesterov, double weight_decay)
 {
+#ifdef VEC_SGD
+    if (p >= 8 && pynet_simd_active())   /* the same operations, four lanes at a time (vec_avx2.c) */
+        return VEC_SGD(p, params, grads, velocity, lr, momentum, nesterov, weight_decay);
+#endif
     double moved = 0;
     for (int64_t t = 0; t < p; ++t) {
         const double g = weight_decay != 0 ? (double)grads[t] + weight_decay * (double)params[t] : (double)grads[t];

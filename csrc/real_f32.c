@@ -19,6 +19,11 @@
 #define R_LOG1P log1pf
 #define R_TANH tanhf
 #define R_FABS fabsf
+#if PYNET_X86_SIMD
+#define VEC_SGD pynet_sgd_avx2_f32
+#define UKR_NOPACK pynet_ukr_avx2_nopack_f32
+#define VEC_RELU_BACKWARD pynet_relu_backward_avx2_f32
+#endif
 
 #include "ukernel_scalar.c"
 #include "gemm.c"

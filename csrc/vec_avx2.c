@@ -1,0 +1,84 @@
+/* vec_avx2.c — AVX2 versions of the elementwise passes that dominate small fused steps.
+ *
+ * Built with function target attributes (like ukernel_avx2.c) and called only when the runtime
+ * picked AVX2. Each computes exactly what its scalar twin in optimizers.c computes, lane by lane:
+ * the same double operations in the same order (no FMA contraction: mul and add are separate), so
+ * results are bit-identical to the scalar path. */
+#include <math.h>
+#include "internal.h"
+
+#if PYNET_X86_SIMD
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma")))
+
+/* max|Δ| of four lanes folded into mx; NaN lanes recorded in nan (vmaxpd drops NaN operands) */
+#define TRACK(step)                                                            \
+    do {                                                                       \
+        const __m256d a_ = _mm256_andnot_pd(sign, step);                       \
+        nan = _mm256_or_pd(nan, _mm256_cmp_pd(a_, a_, _CMP_UNORD_Q));          \
+        mx = _mm256_max_pd(a_, mx);                                            \
+    } while (0)
+
+/* SGD (momentum, Nesterov, weight decay) on float32 parameters: pynet_sgd_update_f32, 4 lanes. */
+TGT double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *velocity, double lr,
+                              double momentum, int nesterov, double weight_decay)
+{
+    const __m256d sign = _mm256_set1_pd(-0.0), vlr = _mm256_set1_pd(-lr), vmu = _mm256_set1_pd(momentum);
+    const __m256d vwd = _mm256_set1_pd(weight_decay);
+    __m256d mx = _mm256_setzero_pd(), nan = _mm256_setzero_pd();
+    int64_t t = 0;
+    for (; t + 4 <= p; t += 4) {                       /* four parameters per iteration */
+        __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(grads + t));
+        const __m256d w = _mm256_cvtps_pd(_mm_loadu_ps(params + t));
+        if (weight_decay != 0)
+            g = _mm256_add_pd(g, _mm256_mul_pd(vwd, w));
+        __m256d step;
+        if (momentum != 0) {
+            const __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(velocity + t));
+            const __m256d mv = _mm256_cvtps_pd(_mm256_cvtpd_ps(_mm256_mul_pd(vmu, v0)));   /* (REAL)(μv) */
+            const __m128 vf = _mm256_cvtpd_ps(_mm256_add_pd(mv, g));                     /* v = μv + g */
+            _mm_storeu_ps(velocity + t, vf);
+            const __m256d v = _mm256_cvtps_pd(vf);
+            step = nesterov ? _mm256_mul_pd(vlr, _mm256_add_pd(g, _mm256_mul_pd(vmu, v))) : _mm256_mul_pd(vlr, v);
+        } else {
+            step = _mm256_mul_pd(vlr, g);
+        }
+        _mm_storeu_ps(params + t, _mm256_cvtpd_ps(_mm256_add_pd(w, step)));
+        TRACK(step);
+    }
+    double lanes[4], nl[4];
+    _mm256_storeu_pd(lanes, mx);
+    _mm256_storeu_pd(nl, nan);
+    double moved = 0;
+    int bad = 0;
+    for (int q = 0; q < 4; ++q) {
+        moved = lanes[q] > moved ? lanes[q] : moved;
+        bad |= nl[q] != 0;
+    }
+    if (t < p) {                                       /* the tail: the scalar kernel itself */
+        const double tail = pynet_sgd_update_f32(p - t, params + t, grads + t, velocity ? velocity + t : NULL, lr,
+                                                 momentum, nesterov, weight_decay);
+        if (tail > moved || tail != tail)
+            moved = tail;
+    }
+    return bad ? NAN : moved;
+}
+
+/* ReLU backward, dZ = dA · [A > 0] as a product (NaN/inf in dA propagate): branch-free, so a
+ * random sign pattern costs no mispredictions (the scalar loop's branch did). dZ may alias dA. */
+TGT void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int64_t t = 0;
+    for (; t + 8 <= size; t += 8) {
+        const __m256 m = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(A + t), zero, _CMP_GT_OQ), one);
+        _mm256_storeu_ps(dZ + t, _mm256_mul_ps(_mm256_loadu_ps(dA + t), m));
+    }
+    for (; t < size; ++t)
+        dZ[t] = dA[t] * (A[t] > 0 ? 1.0f : 0.0f);
+}
+
+#else
+typedef int pynet_no_x86_simd_vec; /* ISO C forbids an empty translation unit */
+#endif
