@@ -23,6 +23,10 @@
  * cost more than they save. Measured on the 2-core Zen 3 box (see docs/performance.md). */
 #define PYNET_PAR_MIN_MACS (96.0 * 96.0 * 96.0)
 
+/* GEMMs with at most this many rows of A take the panel path (A in place, B packed per NR-wide
+ * column panel by the thread that claims it); taller ones the packed BLIS path. */
+#define PYNET_PANELS_MAX_M 1024
+
 /* Alignment of the packing buffers (a cache line; NR floats per k-row = 64 bytes). */
 #define PYNET_ALIGN 64
 

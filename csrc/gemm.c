@@ -153,6 +153,54 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
     }
 }
 
+
+#ifdef UKR_NOPACK
+/* Small path: below the parallel threshold a GEMM runs on one thread and packing A costs as much
+ * as using it. A is read in place, B too when its rows are contiguous (else packed into bp, cheap
+ * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
+static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta, REAL *bp)
+{
+    const int64_t nq = SFX(ceil_div)(n, NR);
+    for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
+        const int64_t kc = PYNET_MIN(KC, k - pc);
+        const int be = pc == 0 ? beta : 1;
+        const REAL *bs = B + pc * rsb;
+        if (csb != 1)
+            SFX(pack_b)(kc, n, bs, rsb, csb, bp, 0, nq);
+        for (int64_t jr = 0; jr < nq; ++jr) {                  /* 2nd loop: NR-wide column panels */
+            const int64_t j0 = jr * NR, nr = PYNET_MIN(NR, n - j0);
+            const REAL *b = csb == 1 ? bs + j0 : bp + jr * NR * kc;
+            const int64_t ldb = csb == 1 ? rsb : NR;
+            for (int64_t i0 = 0; i0 < m; i0 += PYNET_MR)       /* 1st loop: MR-row tiles, A in place */
+                UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
+                           (int)PYNET_MIN(PYNET_MR, m - i0), (int)nr);
+        }
+    }
+}
+
+/* Panel path (medium shapes): the unit of work is one NR-wide column panel q of C, all m rows and
+ * all of k. Whoever takes it (threads claim panels dynamically, so a descheduled partner does not
+ * hold up the other) packs its KC×NR slabs of B into a private L1-sized buffer on its stack and
+ * runs the micro-kernel down the rows with A in place. No shared packing, so no barrier inside the
+ * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
+ * every thread count. */
+static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
+                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta)
+{
+    REAL bp[KC * NR] __attribute__((aligned(PYNET_ALIGN)));
+    const int64_t j0 = q * NR, nr = PYNET_MIN(NR, n - j0);
+    for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
+        const int64_t kc = PYNET_MIN(KC, k - pc);
+        const int be = pc == 0 ? beta : 1;
+        SFX(pack_b)(kc, nr, B + pc * rsb + j0 * csb, rsb, csb, bp, 0, 1);
+        for (int64_t i0 = 0; i0 < m; i0 += PYNET_MR)           /* 1st loop: MR-row tiles, A in place */
+            UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
+                       (int)PYNET_MIN(PYNET_MR, m - i0), (int)nr);
+    }
+}
+#endif
+
 void SFX(pynet_pack_need)(int64_t m, int64_t n, int64_t k, size_t *na, size_t *nb)
 {
     const int64_t kc = PYNET_MIN(KC, k);
@@ -196,28 +244,29 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
         return;
     }
 #ifdef UKR_NOPACK
-    /* small path: below the parallel threshold a GEMM runs on one thread, and packing A costs as much
-     * as using it; A is read in place and B too when its rows are contiguous (else packed, cheap
-     * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
-    if ((double)m * (double)n * (double)k < PYNET_PAR_MIN_MACS && n <= NC && pynet_simd_active() &&
-        (csb == 1 || pk)) {
-        const int64_t nq = SFX(ceil_div)(n, NR);
-        for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
-            const int64_t kc = PYNET_MIN(KC, k - pc);
-            const int be = pc == 0 ? beta : 1;
-            const REAL *bs = B + pc * rsb;
-            if (csb != 1)
-                SFX(pack_b)(kc, n, bs, rsb, csb, pk->b, 0, nq);
-            for (int64_t jr = 0; jr < nq; ++jr) {                  /* 2nd loop: NR-wide column panels */
-                const int64_t j0 = jr * NR, nr = PYNET_MIN(NR, n - j0);
-                const REAL *b = csb == 1 ? bs + j0 : pk->b + jr * NR * kc;
-                const int64_t ldb = csb == 1 ? rsb : NR;
-                for (int64_t i0 = 0; i0 < m; i0 += PYNET_MR)       /* 1st loop: MR-row tiles, A in place */
-                    UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
-                               (int)PYNET_MIN(PYNET_MR, m - i0), (int)nr);
-            }
+    /* paths without packed A (the AVX2 f32 build): see gemm_small / gemm_panels */
+    if (n <= NC && pynet_simd_active()) {
+        const double macs = (double)m * (double)n * (double)k;
+        const int force = pynet_gemm_path();
+        int nt = pynet_threads_for(macs);
+        if (force != 2 && macs < PYNET_PAR_MIN_MACS && (csb == 1 || pk)) {
+            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL);
+            return;
         }
-        return;
+        const int64_t nq = SFX(ceil_div)(n, NR);
+        if (force == 1 || (force == 0 && m <= PYNET_PANELS_MAX_M && nq >= 2 * nt)) {
+#ifdef _OPENMP
+            if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+                for (int64_t q = 0; q < nq; ++q)
+                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta);
+                return;
+            }
+#endif
+            for (int64_t q = 0; q < nq; ++q)
+                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta);
+            return;
+        }
     }
 #endif
     SFX(pynet_pack) own = {NULL, NULL, 0, 0};

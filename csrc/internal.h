@@ -35,6 +35,7 @@ void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA,
 
 /* Threads a GEMM of m·n·k multiply-adds should use (1 below the threshold). */
 int pynet_threads_for(double macs);
+int pynet_gemm_path(void);   /* 0 auto, 1 panel path, 2 packed path (PYNET_GEMM_PATH) */
 void *pynet_aligned_alloc(size_t bytes);
 void pynet_aligned_free(void *p);
 

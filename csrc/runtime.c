@@ -60,6 +60,17 @@ int pynet_get_num_threads(void)
 #endif
 }
 
+/* PYNET_GEMM_PATH=1 forces the panel path, 2 the packed path (benchmarks of the crossover) */
+int pynet_gemm_path(void)
+{
+    static int path = -1;
+    if (path < 0) {
+        const char *env = getenv("PYNET_GEMM_PATH");
+        path = env && (env[0] == '1' || env[0] == '2') ? env[0] - '0' : 0;
+    }
+    return path;
+}
+
 int pynet_threads_for(double macs)
 {
     int nt = pynet_get_num_threads();

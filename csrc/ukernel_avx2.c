@@ -20,6 +20,16 @@
         c1 = _mm256_fmadd_ps(ar, b1, c1);                    \
     } while (0)
 
+/* the C tile's rows (two lines each) are fetched while the k loop runs: its update at the end then
+ * hits L1 instead of missing (C rows are ldc apart, a cache miss per row otherwise) */
+#define PREFETCH_C(c, rsc, rows)                                                    \
+    do {                                                                            \
+        for (int r_ = 0; r_ < (rows); ++r_) {                                       \
+            _mm_prefetch((const char *)((c) + r_ * (rsc)), _MM_HINT_T0);            \
+            _mm_prefetch((const char *)((c) + r_ * (rsc) + 15), _MM_HINT_T0);       \
+        }                                                                           \
+    } while (0)
+
 #define STORE_F32(r, c0, c1)                                                        \
     do {                                                                            \
         float *cr = c + (r) * rsc;                                                  \
@@ -39,6 +49,8 @@ TGT void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c,
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    PREFETCH_C(c, rsc, PYNET_MR);
+#pragma GCC unroll 4
     for (int64_t p = 0; p < k; ++p) {          /* micro-kernel loop: one rank-1 update of the 6×16 tile per k */
         __m256 b0 = _mm256_loadu_ps(b);
         __m256 b1 = _mm256_loadu_ps(b + 8);
@@ -110,7 +122,9 @@ TGT void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     int64_t off = 0;
+    PREFETCH_C(c, rsc, mr);
     if (nr == PYNET_NR_F32) {
+#pragma GCC unroll 4
         for (int64_t p = 0; p < k; ++p) {      /* micro-kernel loop, full width */
             __m256 b0 = _mm256_loadu_ps(b);
             __m256 b1 = _mm256_loadu_ps(b + 8);
