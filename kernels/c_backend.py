@@ -11,17 +11,31 @@ it), importing this module raises ImportError carrying the reason the build reco
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 _REASON_FILE = Path(__file__).with_name("_pynet_c_build.txt")
 
+# OpenMP wait policy: libgomp's default spins up to ~300k iterations at every barrier and between
+# parallel regions. On a shared 2-core machine that spinning thread steals the core its partner (or
+# the serial part of a fused step) needs, and epochs collapse (MNIST-shaped: 5.7 s spinning vs 0.75 s
+# passive under load; docs/performance.md). Unless the user chose a policy, the C backend's libgomp is
+# loaded with the passive policy; the variable is removed again after the import so that libraries
+# imported later (PyTorch's own libgomp) keep their defaults. No effect if libgomp was already loaded.
+_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_set_wait = not any(v in os.environ for v in _WAIT_VARS)
+if _set_wait:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
 try:
     from ._pynet_c import ffi, lib
 except ImportError as exc:  # pragma: no cover - exercised by the no-compiler install check
     reason = _REASON_FILE.read_text().strip() if _REASON_FILE.exists() else "the extension kernels._pynet_c is not built"
     raise ImportError(f"C extension not available: {reason} ({exc})") from exc
+finally:
+    if _set_wait:
+        os.environ.pop("OMP_WAIT_POLICY", None)
 
 _F32 = np.dtype(np.float32)
 _CTYPE = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
