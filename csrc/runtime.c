@@ -60,15 +60,23 @@ int pynet_get_num_threads(void)
 #endif
 }
 
-/* PYNET_GEMM_PATH=1 forces the panel path, 2 the packed path (benchmarks of the crossover) */
+/* Which GEMM path runs for medium shapes: 0 automatic, 1 the panel path, 2 the packed path (also for
+ * small shapes). From PYNET_GEMM_PATH at first use, or pynet_set_gemm_path (tests, benchmarks). */
+static int g_path = -1;
+
 int pynet_gemm_path(void)
 {
-    static int path = -1;
-    if (path < 0) {
+    if (g_path < 0) {
         const char *env = getenv("PYNET_GEMM_PATH");
-        path = env && (env[0] == '1' || env[0] == '2') ? env[0] - '0' : 0;
+        g_path = env && (env[0] == '1' || env[0] == '2') ? env[0] - '0' : 0;
     }
-    return path;
+    return g_path;
+}
+
+int pynet_set_gemm_path(int path)
+{
+    g_path = path == 1 || path == 2 ? path : 0;
+    return g_path;
 }
 
 int pynet_threads_for(double macs)

@@ -97,12 +97,15 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
         }
     }
     /* an overflowing gradient is divergence too: report NaN and leave the parameters as they are.
-     * x − x is NaN exactly for ±inf and NaN, and the branch-free sum vectorises (no -ffast-math here). */
+     * x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
+     * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
     {
-        REAL bad = 0;
-        for (int64_t q = 0; q < P; ++q)
-            bad += grads[q] - grads[q];
-        if (bad != 0 || bad != bad) {
+        int bad = 0;
+        for (int64_t q = 0; q < P; ++q) {
+            const REAL d = grads[q] - grads[q];
+            bad |= d != d;
+        }
+        if (bad) {
             *moved = INFINITY;
             return NAN;
         }

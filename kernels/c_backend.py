@@ -88,6 +88,11 @@ def block_sizes(dtype=np.float32) -> dict:
     return dict(zip(("MR", "NR", "MC", "KC", "NC"), out.tolist()))
 
 
+def set_gemm_path(path: int) -> int:
+    """Test hook: 0 picks the GEMM path by shape, 1 forces the panel path, 2 the packed path."""
+    return int(lib.pynet_set_gemm_path(int(path)))
+
+
 def gemm(A, B, C, beta=0):
     """C = A·B (beta 0) or C += A·B (beta 1) for 2-D arrays given as numpy views of any strides.
 

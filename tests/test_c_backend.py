@@ -137,6 +137,100 @@ def test_gemm_crossing_the_thread_threshold_is_thread_count_independent(threads)
         assert _close_gemm(one, A.astype(np.float64) @ B, np.float32, k)
 
 
+# --------------------------------------------------------------------------- GEMM paths (small / panel / packed)
+@pytest.fixture
+def gemm_path():
+    yield cb.set_gemm_path
+    cb.set_gemm_path(0)
+
+
+# odd sizes: edge tiles in m and n, k across a KC slab boundary, n = 1 columns, m below MR
+PATH_SHAPES = [(1, 1, 1), (5, 3, 17), (13, 300, 5), (32, 20, 64), (64, 32, 1), (7, 517, 33), (128, 784, 128),
+               (131, 260, 47), (200, 70, 300), (1100, 40, 50)]
+
+
+def _layout(a, t):
+    # "t": the same values as a transposed view of a contiguous array (unit row stride), as Xᵀ and Wᵀ are
+    return np.ascontiguousarray(a.T).T if t else a
+
+
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt", "tt"])
+def test_gemm_paths_agree_bitwise_and_match_scalar_reference(layout, gemm_path, threads):
+    """The no-pack small path, the panel path and the packed path give the same bits at 1 and 2
+    threads (one FMA chain per element in one k order), and agree with the scalar reference kernel."""
+    if not cb.simd_active():
+        pytest.skip("the no-pack and panel paths are the AVX2 build's")
+    rng = np.random.default_rng(11)
+    for m, k, n in PATH_SHAPES:
+        A = _layout(rng.standard_normal((m, k)).astype(np.float32), layout[0] == "t")
+        B = _layout(rng.standard_normal((k, n)).astype(np.float32), layout[1] == "t")
+        for beta in (0, 1):
+            C0 = rng.standard_normal((m, n)).astype(np.float32)
+            outs = {}
+            for path in (0, 1, 2):
+                for nt in (1, 2):
+                    gemm_path(path)
+                    threads(nt)
+                    outs[path, nt] = cb.gemm(A, B, C0.copy(), beta)
+            first = outs[0, 1]
+            for key, got in outs.items():
+                np.testing.assert_array_equal(got, first, err_msg=f"{(m, k, n)} beta={beta} path/threads={key}")
+            want = A.astype(np.float64) @ B + (C0 if beta else 0)
+            assert _close_gemm(first, want, np.float32, k)
+            gemm_path(0)
+            cb.set_simd(False)
+            try:
+                ref = cb.gemm(A, B, C0.copy(), beta)   # scalar micro-kernel, packed path
+            finally:
+                cb.set_simd(True)
+            assert _close_gemm(first, ref, np.float32, k)
+
+
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, 0, 0.0), (0.9, 0, 0.0), (0.9, 1, 1e-3), (0.0, 0, 1e-2)])
+def test_simd_sgd_and_relu_backward_identical_to_scalar(momentum, nesterov, wd):
+    if not cb.simd_active():
+        pytest.skip("no AVX2 on this CPU")
+    rng = np.random.default_rng(3)
+    for p in [1, 3, 4, 7, 8, 9, 31, 64, 1001]:
+        params = rng.standard_normal(p).astype(np.float32)
+        grads = rng.standard_normal(p).astype(np.float32)
+        vel = rng.standard_normal(p).astype(np.float32)
+        res = []
+        for simd in (True, False):
+            cb.set_simd(simd)
+            try:
+                pp, vv = params.copy(), vel.copy()
+                moved = cb.sgd_update(pp, grads, vv, 0.01, momentum, nesterov, wd)
+            finally:
+                cb.set_simd(True)
+            res.append((pp, vv, moved))
+        np.testing.assert_array_equal(res[0][0], res[1][0])
+        np.testing.assert_array_equal(res[0][1], res[1][1])
+        assert res[0][2] == res[1][2]
+        A = np.maximum(rng.standard_normal(p).astype(np.float32), 0)
+        dA = rng.standard_normal(p).astype(np.float32)
+        dA[:: 5] = np.inf
+        out = []
+        for simd in (True, False):
+            cb.set_simd(simd)
+            try:
+                dZ = np.empty_like(dA)
+                cb.activation_backward(C.RELU, A, dA, dZ)
+            finally:
+                cb.set_simd(True)
+            out.append(dZ)
+        np.testing.assert_array_equal(out[0], out[1])
+    # a non-finite step is reported as NaN by both
+    g = np.ones(9, np.float32)
+    g[6] = np.nan
+    for simd in (True, False):
+        cb.set_simd(simd)
+        try:
+            assert np.isnan(cb.sgd_update(np.zeros(9, np.float32), g, np.zeros(9, np.float32), 0.1, 0.9, 0, 0.0))
+        finally:
+            cb.set_simd(True)
+
+
 # --------------------------------------------------------------------------- fused epochs
 def _net(rng, dtype, sizes, acts, loss, n):
     sizes = np.array(sizes, np.int64)
