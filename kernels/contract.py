@@ -56,8 +56,8 @@ float32, an output that misses this bound still passes when it is no farther fro
 (the reference run in float64) than four times the float32 reference's own distance from it, or from it
 with every input moved by one ulp or a batch's rows summed in another order: steps that amplify rounding (Adam with gradients near ε, a ReLU
 input crossing 0) are ill-conditioned for every implementation, the reference included.
-The Numba backend uses fastmath only as {contract, reassoc} inside its GEMM tiles (FMA and reordered
-dot-product sums, within this tolerance; no nnan/ninf, so non-finite losses are still detected).
+The Numba backend uses no fastmath flags; its GEMM micro-kernel fuses each k term with an explicit FMA
+(within this tolerance; no nnan/ninf, so non-finite losses are still detected).
 """
 from __future__ import annotations
 

@@ -9,22 +9,28 @@ Design notes (why, not what)
 * Caching: ``cache=True`` everywhere (Numba 0.68 caches ``parallel=True`` functions too). If the
   package directory is not writable and the user did not set ``NUMBA_CACHE_DIR``, the cache goes to
   ``$XDG_CACHE_HOME/pynet/<version>/numba`` (set before any function is decorated).
-* fastmath: only ``{'contract', 'reassoc'}`` and only in the GEMM tiles. ``contract`` lets LLVM fuse
-  a*b+c into FMA; ``reassoc`` lets it vectorise the dot-product reductions of dZ·Wᵀ. Both change only
-  the rounding order of sums (the reference's BLAS uses yet another order), which stays far inside
-  the contract's tolerance. No ``nnan``/``ninf``: a non-finite loss must still be seen as such.
-  Activations, losses and optimizers run without fastmath and in the array's own dtype, mirroring
-  the reference's float32 arithmetic step by step.
-* GEMM: output tiles of MB×NB are owned by exactly one thread and summed over k in a fixed order,
-  so results do not depend on the thread count; ``prange`` runs over tiles above PAR_FLOPS, and the
-  serial path walks the very same tiles. Inside a tile the innermost loop runs over a contiguous
-  row slice (slices start at 0, so no negative-index wraparound blocks vectorisation) and keeps
-  several rows × several k in scalar locals (register tiling; LLVM broadcasts them into ymm).
+* fastmath: none. The GEMM micro-kernel (:func:`_ukern`, LLVM IR via ``@intrinsic``) calls ``llvm.fma``
+  explicitly: every k term is one fused multiply-add, summed in k order, which only changes the rounding
+  of each product (the reference's BLAS uses yet another order) and stays far inside the contract's
+  tolerance. No ``nnan``/``ninf`` anywhere: a non-finite loss must still be seen as such. Activations,
+  losses and optimizers run in the array's own dtype, mirroring the reference step by step.
+* GEMM: one routine, ``_gemm(A, ta, B, tb, C, …)`` on C-contiguous operands with transpose flags, so one
+  specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. op(B) is packed into zero-padded
+  KC×NR panels, each MC×NT tile of C packs its rows of op(A) into its thread's slot, and the
+  micro-kernel keeps a 6×16 (float32) block of C in twelve ymm registers across the k loop
+  (``vbroadcastss`` + ``vfmadd231ps``, no spills; check with ``inspect_asm``). Tiles are owned by one
+  work unit and summed over k in a fixed order, so results do not depend on the thread count;
+  ``prange`` runs over tiles above PAR_FLOPS. Packing scratch is allocated once per fused call (epoch).
+* Compile time: Numba specialises a callee on every *constant* argument (``f(x, True)`` and
+  ``f(x, False)`` compile twice, with everything they call); call sites pass constants through
+  :func:`_rt`. The public wrappers normalise what they pass (read-only inputs aliased as writable,
+  Python scalars) so that one signature per dtype serves every caller.
 """
 from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 
 import numpy as np
@@ -58,7 +64,9 @@ if _cache_dir is not None:
 
 import numba  # noqa: E402  (after NUMBA_CACHE_DIR is set)
 from numba import njit, prange  # noqa: E402
-from numba.extending import overload  # noqa: E402
+from numba.core import cgutils, types  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
+from llvmlite import ir  # noqa: E402
 
 if _cache_dir is not None:
     numba.config.CACHE_DIR = _cache_dir  # numba read its config at import; the locator reads this
@@ -66,16 +74,8 @@ if _cache_dir is not None:
 from .contract import (ADAM, BCE, CE, IDENTITY, MSE, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SSR,  # noqa: E402
                        TANH)
 
-_FM = {"contract", "reassoc"}
 _JIT = dict(cache=True, nogil=True)
 
-# Blocking (elements). A tile of MB rows × NB columns of the output is one unit of parallel work;
-# KC bounds the k-panel of B (KC×NB) so that it stays in L2 while MB rows of A stream past it.
-MB, NB, KC = 64, 256, 128
-# dZ·Wᵀ: MB rows × PB rows of W per tile, reduction dim in chunks of JC.
-PB, JC = 64, 256
-#: Below this many flops (2·n·k·m) a GEMM runs serially: thread start-up costs more than it saves.
-PAR_FLOPS = 2 * 128 * 128 * 128
 
 
 def _as(x, like):
@@ -92,175 +92,262 @@ def _as_ol(x, like):
     return impl
 
 
-# --------------------------------------------------------------------------- GEMM: C = A·B
-@njit(fastmath=_FM, **_JIT)
-def _nn_tile(A, B, C, i0, i1, j0, j1, k0, k1):
-    """C[i0:i1, j0:j1] += A[i0:i1, k0:k1]·B[k0:k1, j0:j1]; 2 rows × 4 k in registers per pass."""
-    w = j1 - j0
-    i = i0
-    while i + 2 <= i1:
-        c0 = C[i, j0:j1]
-        c1 = C[i + 1, j0:j1]
-        k = k0
-        while k + 4 <= k1:
-            a00 = A[i, k]; a01 = A[i, k + 1]; a02 = A[i, k + 2]; a03 = A[i, k + 3]
-            a10 = A[i + 1, k]; a11 = A[i + 1, k + 1]; a12 = A[i + 1, k + 2]; a13 = A[i + 1, k + 3]
-            b0 = B[k, j0:j1]; b1 = B[k + 1, j0:j1]; b2 = B[k + 2, j0:j1]; b3 = B[k + 3, j0:j1]
-            for j in range(w):
-                x0 = b0[j]; x1 = b1[j]; x2 = b2[j]; x3 = b3[j]
-                c0[j] += (a00 * x0 + a01 * x1) + (a02 * x2 + a03 * x3)
-                c1[j] += (a10 * x0 + a11 * x1) + (a12 * x2 + a13 * x3)
-            k += 4
-        while k < k1:
-            a0 = A[i, k]; a1 = A[i + 1, k]
-            b0 = B[k, j0:j1]
-            for j in range(w):
-                c0[j] += a0 * b0[j]
-                c1[j] += a1 * b0[j]
-            k += 1
-        i += 2
-    if i < i1:
-        c0 = C[i, j0:j1]
-        k = k0
-        while k + 4 <= k1:
-            a0 = A[i, k]; a1 = A[i, k + 1]; a2 = A[i, k + 2]; a3 = A[i, k + 3]
-            b0 = B[k, j0:j1]; b1 = B[k + 1, j0:j1]; b2 = B[k + 2, j0:j1]; b3 = B[k + 3, j0:j1]
-            for j in range(w):
-                c0[j] += (a0 * b0[j] + a1 * b1[j]) + (a2 * b2[j] + a3 * b3[j])
-            k += 4
-        while k < k1:
-            a0 = A[i, k]
-            b0 = B[k, j0:j1]
-            for j in range(w):
-                c0[j] += a0 * b0[j]
-            k += 1
+# --------------------------------------------------------------------------- GEMM: C = op(A)·op(B)
+# One routine for every product the layers need (Z = X·W, dW = Xᵀ·dZ, dX = dZ·Wᵀ): the operands are
+# always C-contiguous 2-D arrays and a flag says whether to read them transposed, so one specialisation
+# per dtype serves every call site. Both operands are packed (BLIS style) into caller-provided scratch:
+# op(A) in panels of MR rows, op(B) in panels of NR columns, each k-block of KC laid out contiguously
+# and zero-padded, so that the micro-kernel streams unit-stride data whatever the leading dimension
+# (no power-of-two aliasing) and never needs an edge case inside its k loop.
+MR = 6              # rows of the register block (6 broadcasts of A per k step)
+KC = 256            # k-block: an MR×KC panel of A (6 KiB) and a KC×NR panel of B (16 KiB) sit in L1/L2
+MC, NT = 72, 128    # a parallel work unit is an MC×NT tile of C (12 A-panels × 8 B-panels in float32)
+#: Below this many flops (2·n·k·m) a GEMM runs serially: thread start-up costs more than it saves.
+PAR_FLOPS = 2 * 128 * 128 * 128
+
+
+@intrinsic
+def _ukern(typingctx, kc, Ap, ao, Bp, bo, C, co, ldc, acc):
+    """Register-blocked micro-kernel, written in LLVM IR because Numba has no vector type.
+
+    C[co + r·ldc + j] (+)= Σ_{k<kc} Ap[ao + k·MR + r] · Bp[bo + k·NR + j] for r < MR, j < NR, where NR is
+    two SIMD vectors (16 float32 / 8 float64). The 2·MR accumulators are SSA vector values (phi nodes),
+    so they live in registers for the whole k loop; each k step is two vector loads of B, MR broadcasts
+    of A and 2·MR fused multiply-adds (``vbroadcastss`` + ``vfmadd231ps %ymm`` on AVX2). The k sum runs
+    in order, one FMA per term. ``acc`` != 0 adds to C, otherwise C is overwritten.
+    """
+    sig = types.void(kc, Ap, ao, Bp, bo, C, co, ldc, acc)
+
+    def codegen(context, builder, signature, args):
+        kc_, ap_, ao_, bp_, bo_, c_, co_, ldc_, acc_ = args
+        fty = context.get_value_type(Ap.dtype)
+        vw = 8 if Ap.dtype == types.float32 else 4  # one 32-byte vector
+        vty = ir.VectorType(fty, vw)
+        vptr = vty.as_pointer()
+        i64 = ir.IntType(64)
+        ap = context.make_array(Ap)(context, builder, ap_).data
+        bp = context.make_array(Bp)(context, builder, bp_).data
+        cp = context.make_array(C)(context, builder, c_).data
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                                             "llvm.fma.v%d%s" % (vw, "f32" if vw == 8 else "f64"))
+        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vw)
+        undef = ir.Constant(vty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), vw), [0] * vw)
+        pre = builder.block
+        head = builder.append_basic_block()
+        body = builder.append_basic_block()
+        done = builder.append_basic_block()
+        builder.branch(head)
+        builder.position_at_end(head)
+        k = builder.phi(i64)
+        k.add_incoming(ir.Constant(i64, 0), pre)
+        accs = []
+        for _ in range(2 * MR):
+            p = builder.phi(vty)
+            p.add_incoming(zero, pre)
+            accs.append(p)
+        builder.cbranch(builder.icmp_signed("<", k, kc_), body, done)
+        builder.position_at_end(body)
+        boff = builder.add(bo_, builder.mul(k, ir.Constant(i64, 2 * vw)))
+        b0 = builder.load(builder.bitcast(builder.gep(bp, [boff]), vptr), align=4)
+        b1 = builder.load(builder.bitcast(builder.gep(bp, [builder.add(boff, ir.Constant(i64, vw))]), vptr),
+                          align=4)
+        aoff = builder.add(ao_, builder.mul(k, ir.Constant(i64, MR)))
+        new = []
+        for r in range(MR):
+            a = builder.load(builder.gep(ap, [builder.add(aoff, ir.Constant(i64, r))]))
+            av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i64, 0)), undef, splat)
+            new.append(builder.call(fma, [av, b0, accs[2 * r]]))
+            new.append(builder.call(fma, [av, b1, accs[2 * r + 1]]))
+        k1 = builder.add(k, ir.Constant(i64, 1))
+        tail = builder.block
+        builder.branch(head)
+        k.add_incoming(k1, tail)
+        for p, v in zip(accs, new):
+            p.add_incoming(v, tail)
+        builder.position_at_end(done)
+        add = builder.icmp_signed("!=", acc_, ir.Constant(acc_.type, 0))
+        for r in range(MR):
+            roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
+            for h in range(2):
+                ptr = builder.bitcast(builder.gep(cp, [builder.add(roff, ir.Constant(i64, h * vw))]), vptr)
+                old = builder.load(ptr, align=4)
+                builder.store(builder.select(add, builder.fadd(old, accs[2 * r + h]), accs[2 * r + h]), ptr,
+                              align=4)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _rt(typingctx, x):
+    """x typed as its non-literal type. Numba specialises a callee on every constant argument
+    (``f(x, True)`` and ``f(x, False)`` are two compilations, and so is everything they call), so call
+    sites pass constants through this."""
+    ty = types.unliteral(x)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], x, ty)
+    return ty(x), codegen
 
 
 @njit(**_JIT)
-def _nn_block(A, B, C, bias, use_bias, t, ntj):
-    """Output tile t (row-major over MB×NB tiles): zero, sum over k panels in order, add the bias."""
+def _nr(x):
+    """Columns of the register block: two 32-byte vectors of x's dtype."""
+    return 64 // x.itemsize
+
+
+@njit(**_JIT)
+def _gemm_need(K, m, nr, slots):
+    """(len of A scratch, len of B scratch): one MC×KC A block per thread slot; op(B) packed whole plus
+    one MR×NR edge buffer per slot."""
+    return slots * MC * KC, ((m + nr - 1) // nr) * nr * K + slots * MR * nr
+
+
+@njit(**_JIT)
+def _pack_a(A, ta, Ap, base, i0, n, k0, kc):
+    """Rows i0..i0+MR of op(A), k in k0..k0+kc, into Ap[base + k·MR + r] (rows ≥ n as zeros)."""
+    zero = _as(0, Ap)
+    if ta:  # op(A)[i, k] = A[k, i]
+        for k in range(kc):
+            row = A[k0 + k]
+            o = base + k * MR
+            for r in range(MR):
+                Ap[o + r] = row[i0 + r] if i0 + r < n else zero
+    else:
+        for r in range(MR):
+            if i0 + r < n:
+                row = A[i0 + r]
+                for k in range(kc):
+                    Ap[base + k * MR + r] = row[k0 + k]
+            else:
+                for k in range(kc):
+                    Ap[base + k * MR + r] = zero
+
+
+@njit(**_JIT)
+def _pack_b(B, tb, Bp, m, K, Npad, p, q):
+    """Panel p (NR columns) of k-block q of op(B) into Bp[q·KC·Npad + p·NR·kc + k·NR + j], zero-padded."""
+    nr = _nr(Bp)
+    k0 = q * KC
+    kc = min(KC, K - k0)
+    base = q * KC * Npad + p * nr * kc
+    j0 = p * nr
+    zero = _as(0, Bp)
+    if tb:  # op(B)[k, j] = B[j, k]
+        for jj in range(nr):
+            if j0 + jj < m:
+                row = B[j0 + jj]
+                for k in range(kc):
+                    Bp[base + k * nr + jj] = row[k0 + k]
+            else:
+                for k in range(kc):
+                    Bp[base + k * nr + jj] = zero
+    else:
+        w = min(nr, m - j0)
+        for k in range(kc):
+            row = B[k0 + k]
+            o = base + k * nr
+            for jj in range(w):
+                Bp[o + jj] = row[j0 + jj]
+            for jj in range(w, nr):
+                Bp[o + jj] = zero
+
+
+@njit(**_JIT)
+def _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, t, ntj):
+    """Tile t (MC×NT, row-major over tiles) of C: per k-block (in order) pack this tile's rows of op(A)
+    into the calling thread's slot, run the micro-kernel over the packed B panels; then the bias."""
     n, m = C.shape
-    K = A.shape[1]
-    i0 = (t // ntj) * MB
-    j0 = (t % ntj) * NB
-    i1 = min(i0 + MB, n)
-    j1 = min(j0 + NB, m)
-    zero = _as(0, C)
-    for i in range(i0, i1):
-        c = C[i, j0:j1]
-        for j in range(j1 - j0):
-            c[j] = zero
-    for k0 in range(0, K, KC):
-        _nn_tile(A, B, C, i0, i1, j0, j1, k0, min(k0 + KC, K))
-    if use_bias:
-        bb = bias[j0:j1]
+    nr = _nr(C)
+    i0 = (t // ntj) * MC
+    j0 = (t % ntj) * NT
+    i1 = min(i0 + MC, n)
+    j1 = min(j0 + NT, m)
+    Cf = C.reshape(n * m)
+    slot = numba.get_thread_id()
+    ab = slot * MC * KC
+    to = Npad * K + slot * MR * nr  # edge buffer
+    if K == 0:
+        zero = _as(0, C)
         for i in range(i0, i1):
-            c = C[i, j0:j1]
-            for j in range(j1 - j0):
-                c[j] += bb[j]
-
-
-@njit(parallel=True, **_JIT)
-def _nn_par(A, B, C, bias, use_bias, ntiles, ntj):
-    for t in prange(ntiles):
-        _nn_block(A, B, C, bias, use_bias, t, ntj)
+            c = C[i]
+            for j in range(j0, j1):
+                c[j] = zero
+    for q in range((K + KC - 1) // KC):
+        k0 = q * KC
+        kc = min(KC, K - k0)
+        for i in range(i0, i1, MR):
+            _pack_a(A, ta, Ap, ab + (i - i0) * kc, i, n, k0, kc)
+        acc = 1 if q > 0 else 0
+        for j in range(j0, j1, nr):
+            bo = k0 * Npad + (j // nr) * nr * kc
+            for i in range(i0, i1, MR):
+                ao = ab + (i - i0) * kc
+                if i + MR <= n and j + nr <= m:
+                    _ukern(kc, Ap, ao, Bp, bo, Cf, i * m + j, m, acc)
+                else:
+                    _ukern(kc, Ap, ao, Bp, bo, Bp, to, nr, 0)
+                    for r in range(min(MR, n - i)):
+                        c = C[i + r]
+                        for jj in range(min(nr, m - j)):
+                            v = Bp[to + r * nr + jj]
+                            c[j + jj] = c[j + jj] + v if acc else v
+    if use_bias:
+        for i in range(i0, i1):
+            c = C[i]
+            for j in range(j0, j1):
+                c[j] += bias[j]
 
 
 @njit(**_JIT)
-def _gemm_nn(A, B, C, bias, use_bias, par):
-    """C = A·B (+ bias per column). A may be a transposed view (dW = Xᵀ·dZ)."""
+def _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
+    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u."""
+    if phase == 1:
+        npb = Npad // _nr(C)
+        _pack_b(B, tb, Bp, C.shape[1], K, Npad, u % npb, u // npb)
+    else:
+        _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, u, ntj)
+
+
+@njit(parallel=True, **_JIT)
+def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
+    """The only parallel region: one prange over independent work units (compiles once per dtype)."""
+    for u in prange(count):
+        _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+
+
+#: Packing op(B) goes parallel only when it is this large (a parallel region costs a barrier).
+PAR_PACK = 1 << 18
+
+
+@njit(**_JIT)
+def _gemm(A, ta, B, tb, C, bias, use_bias, Ap, Bp, par):
+    """C = op(A)·op(B) (+ bias per column), op = transpose where ta / tb. A, B, C are C-contiguous.
+
+    op(B) is packed first (whole, zero-padded NR-column panels per k-block); then each MC×NT tile of C
+    packs its own rows of op(A) and is summed over k in one fixed order, so the result does not depend
+    on the thread count. ``par`` is the number of thread slots in the scratch (1: serial); above
+    PAR_FLOPS the tiles run under one ``prange``.
+    """
     n, m = C.shape
-    ntj = (m + NB - 1) // NB
-    ntiles = ((n + MB - 1) // MB) * ntj
-    if ntiles > 1 and 2 * n * m * A.shape[1] >= PAR_FLOPS and par:
-        _nn_par(A, B, C, bias, use_bias, ntiles, ntj)
+    K = A.shape[0] if ta else A.shape[1]
+    nr = _nr(C)
+    Npad = ((m + nr - 1) // nr) * nr
+    nq = (K + KC - 1) // KC
+    ntj = (m + NT - 1) // NT
+    ntiles = ((n + MC - 1) // MC) * ntj
+    parallel = par > 1 and 2 * n * m * K >= PAR_FLOPS
+    nb = (Npad // nr) * nq
+    if parallel and K * m >= PAR_PACK:
+        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
     else:
-        for t in range(ntiles):
-            _nn_block(A, B, C, bias, use_bias, t, ntj)
-
-
-# --------------------------------------------------------------------------- GEMM: C = A·Bᵀ
-@njit(fastmath=_FM, **_JIT)
-def _dot(a, b):
-    s = _as(0, a)  # a literal 0 would make the accumulator float64
-    for j in range(a.shape[0]):
-        s += a[j] * b[j]
-    return s
-
-
-@njit(fastmath=_FM, **_JIT)
-def _nt_tile(A, B, C, i0, i1, p0, p1, j0, j1, first):
-    """C[i, p] (=|+=) Σ_{j0≤j<j1} A[i, j]·B[p, j]; a 2×4 block of dot products in registers."""
-    w = j1 - j0
-    i = i0
-    while i + 2 <= i1:
-        a0 = A[i, j0:j1]
-        a1 = A[i + 1, j0:j1]
-        p = p0
-        while p + 4 <= p1:
-            b0 = B[p, j0:j1]; b1 = B[p + 1, j0:j1]; b2 = B[p + 2, j0:j1]; b3 = B[p + 3, j0:j1]
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = _as(0, A)
-            for j in range(w):
-                x0 = a0[j]; x1 = a1[j]
-                y0 = b0[j]; y1 = b1[j]; y2 = b2[j]; y3 = b3[j]
-                s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3
-                s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3
-            if first:
-                C[i, p] = s00; C[i, p + 1] = s01; C[i, p + 2] = s02; C[i, p + 3] = s03
-                C[i + 1, p] = s10; C[i + 1, p + 1] = s11; C[i + 1, p + 2] = s12; C[i + 1, p + 3] = s13
-            else:
-                C[i, p] += s00; C[i, p + 1] += s01; C[i, p + 2] += s02; C[i, p + 3] += s03
-                C[i + 1, p] += s10; C[i + 1, p + 1] += s11; C[i + 1, p + 2] += s12; C[i + 1, p + 3] += s13
-            p += 4
-        while p < p1:
-            b0 = B[p, j0:j1]
-            s0 = _dot(a0, b0)
-            s1 = _dot(a1, b0)
-            if first:
-                C[i, p] = s0; C[i + 1, p] = s1
-            else:
-                C[i, p] += s0; C[i + 1, p] += s1
-            p += 1
-        i += 2
-    if i < i1:
-        a0 = A[i, j0:j1]
-        for p in range(p0, p1):
-            s0 = _dot(a0, B[p, j0:j1])
-            if first:
-                C[i, p] = s0
-            else:
-                C[i, p] += s0
-
-
-@njit(**_JIT)
-def _nt_block(A, B, C, t, ntp):
-    n, q = C.shape
-    J = A.shape[1]
-    i0 = (t // ntp) * MB
-    p0 = (t % ntp) * PB
-    i1 = min(i0 + MB, n)
-    p1 = min(p0 + PB, q)
-    for j0 in range(0, J, JC):
-        _nt_tile(A, B, C, i0, i1, p0, p1, j0, min(j0 + JC, J), j0 == 0)
-
-
-@njit(parallel=True, **_JIT)
-def _nt_par(A, B, C, ntiles, ntp):
-    for t in prange(ntiles):
-        _nt_block(A, B, C, t, ntp)
-
-
-@njit(**_JIT)
-def _gemm_nt(A, B, C, par):
-    """C = A·Bᵀ for row-major A (n×J) and B (q×J), e.g. dX = dZ·Wᵀ, without transposing W."""
-    n, q = C.shape
-    ntp = (q + PB - 1) // PB
-    ntiles = ((n + MB - 1) // MB) * ntp
-    if ntiles > 1 and 2 * n * q * A.shape[1] >= PAR_FLOPS and par:
-        _nt_par(A, B, C, ntiles, ntp)
+        for u in range(nb):
+            _gemm_work(1, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+    if parallel and ntiles > 1:
+        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
     else:
-        for t in range(ntiles):
-            _nt_block(A, B, C, t, ntp)
+        for u in range(ntiles):
+            _gemm_work(2, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
 
 
 @njit(**_JIT)
@@ -276,29 +363,27 @@ def _colsum(dZ, db):
 
 
 @njit(**_JIT)
-def _dense_forward(X, W, b, Z, par):
-    """Z = X·W + b. A single output column is a dot product per row: the row-update loop would be 1 wide."""
-    if W.shape[1] == 1:
-        _gemm_nt(X, W.reshape((1, W.shape[0])), Z, par)
-        for r in range(Z.shape[0]):
-            Z[r, 0] += b[0]
-    else:
-        _gemm_nn(X, W, Z, b, True, par)
+def _layer_need(n, i, o, nr, slots):
+    """Scratch (A, B) for the three GEMMs of an i→o layer on n rows."""
+    a1, b1 = _gemm_need(i, o, nr, slots)   # Z = X·W
+    a2, b2 = _gemm_need(n, o, nr, slots)   # dW = Xᵀ·dZ
+    a3, b3 = _gemm_need(o, i, nr, slots)   # dX = dZ·Wᵀ
+    return max(a1, a2, a3), max(b1, b2, b3)
 
 
 @njit(**_JIT)
-def _dense_backward(X, W, dZ, dW, db, dX, want_dx, par):
-    """dW = Xᵀ·dZ, db = Σ_rows dZ, dX = dZ·Wᵀ; one output column: dWᵀ = dZᵀ·X and dX = dZ ⊗ W."""
-    if dZ.shape[1] == 1:
-        _gemm_nn(dZ.T, X, dW.reshape((1, dW.shape[0])), db, False, par)
-    else:
-        _gemm_nn(X.T, dZ, dW, db, False, par)
+def _dense_forward(X, W, b, Z, Ap, Bp, par):
+    """Z = X·W + b."""
+    _gemm(X, _rt(False), W, _rt(False), Z, b, _rt(True), Ap, Bp, par)
+
+
+@njit(**_JIT)
+def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, par):
+    """dW = Xᵀ·dZ, db = Σ_rows dZ, dX = dZ·Wᵀ (neither transpose is materialised: packing reads it)."""
+    _gemm(X, _rt(True), dZ, _rt(False), dW, db, _rt(False), Ap, Bp, par)
     _colsum(dZ, db)
     if want_dx:
-        if dZ.shape[1] == 1:
-            _gemm_nn(dZ, W.reshape((1, W.shape[0])), dX, db, False, par)
-        else:
-            _gemm_nt(dZ, W, dX, par)
+        _gemm(dZ, _rt(False), W, _rt(True), dX, db, _rt(False), Ap, Bp, par)
 
 
 # --------------------------------------------------------------------------- activations
@@ -582,8 +667,21 @@ def _region(ws, off, rows, width):
 
 
 @njit(**_JIT)
+def _net_scratch(sizes, n, like, slots):
+    """GEMM packing buffers large enough for every layer's three products on n rows."""
+    nr = _nr(like)
+    la = 0
+    lb = 0
+    for l in range(sizes.shape[0] - 1):
+        a, b = _layer_need(n, sizes[l], sizes[l + 1], nr, slots)
+        la = max(la, a)
+        lb = max(lb, b)
+    return np.empty(la, like.dtype), np.empty(lb, like.dtype)
+
+
+@njit(**_JIT)
 def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, state, step, ws, bs,
-          alive, grad_sq, par):
+          alive, grad_sq, Ap, Bp, par):
     """One forward/loss/backward/update on rows X0; (loss, max|Δ|), no update if the loss is not finite.
 
     Workspace (per contract.train_workspace_size, regions sized for bs rows): activations of layers
@@ -606,7 +704,7 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
     for l in range(L):
         W, b = _layer(params, sizes, l)
         Z = _region(ws, off, n, sizes[l + 1])
-        _dense_forward(H, W, b, Z, par)
+        _dense_forward(H, W, b, Z, Ap, Bp, par)
         if l < L - 1:
             _act_forward(acts[l], Z, Z)
         H = Z
@@ -639,11 +737,11 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
             Hin = _region(ws, bs * _sum_first(sizes, l), n, sizes[l])
             nxt = g1 if cur == g2 else g2
             dX = _region(ws, nxt, n, sizes[l])
-            _dense_backward(Hin, W, dZ, dW, db, dX, True, par)
+            _dense_backward(Hin, W, dZ, dW, db, dX, _rt(True), Ap, Bp, par)
             _act_backward(acts[l - 1], Hin, dX, dX)
             cur = nxt
         else:
-            _dense_backward(X0, W, dZ, dW, db, dZ, False, par)
+            _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, par)
     if grad_sq.shape[0] > 0:
         for l in range(L):
             dW, _ = _layer(grads, sizes, l)
@@ -684,9 +782,10 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
     osw = oy + bs * k
     total = 0.0
     rows = 0
+    Ap, Bp = _net_scratch(sizes, bs, ws, par)  # GEMM packing buffers: allocated once per epoch
     for start in range(0, m, bs):
         nb = min(bs, m - start)
-        Xb = _region(ws, 0, nb, n0)
+        Xb = _region(ws, _rt(0), nb, n0)
         Yb = _region(ws, oy, nb, k)
         swb = ws[osw:osw + nb]
         for r in range(nb):  # gather the batch rows in perm order
@@ -702,7 +801,7 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
             if has_sw:
                 swb[r] = sw[src]
         value, _ = _step(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, opt, hyper, state, step,
-                         ws, bs, alive, grad_sq, par)
+                         ws, bs, alive, grad_sq, Ap, Bp, par)
         if not np.isfinite(value):
             return value
         total += value if loss == SSR else value * nb
@@ -716,9 +815,10 @@ def _train_gd(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, st
     no_alive = np.zeros(0, np.int64)
     no_grad = np.zeros(0, np.float64)
     bs = X.shape[0]
+    Ap, Bp = _net_scratch(sizes, bs, ws, par)
     for s in range(max_steps):
         value, moved = _step(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, state, step,
-                             ws, bs, no_alive, no_grad, par)
+                             ws, bs, no_alive, no_grad, Ap, Bp, par)
         losses[s] = value
         last_step[0] = moved
         if not np.isfinite(value) or moved < tol:
@@ -731,13 +831,14 @@ def _predict(params, sizes, acts, X, out, block, ws, par):
     L = sizes.shape[0] - 1
     n = X.shape[0]
     half = ws.shape[0] // 2
+    Ap, Bp = _net_scratch(sizes, min(block, max(n, 1)), ws, par)
     for start in range(0, n, block):
         nb = min(block, n - start)
         H = X[start:start + nb]
         for l in range(L):
             W, b = _layer(params, sizes, l)
             Z = _region(ws, (l % 2) * half, nb, sizes[l + 1])
-            _dense_forward(H, W, b, Z, par)
+            _dense_forward(H, W, b, Z, Ap, Bp, par)
             if l < L - 1:
                 _act_forward(acts[l], Z, Z)
             H = Z
@@ -753,89 +854,139 @@ _EMPTY = {}
 
 
 def _par():
-    """Whether the GEMMs may fork (read here: get_num_threads inside compiled code blocks caching)."""
-    return numba.get_num_threads() > 1
+    """Thread slots for the GEMM scratch: the pool size when the GEMMs may fork, else 1 (serial).
+
+    Read here: get_num_threads inside compiled code blocks caching."""
+    return numba.config.NUMBA_NUM_THREADS if numba.get_num_threads() > 1 else 1
+
+
+class _Writable:
+    """Exposes a read-only array's memory as writable (kernels never write their inputs), keeping it alive."""
+
+    def __init__(self, a):
+        self._keep = a
+        ai = dict(a.__array_interface__)
+        ai["data"] = (ai["data"][0], False)
+        self.__array_interface__ = ai
+
+
+def _ro(a):
+    """``a`` itself, or a writable alias of a read-only input: one specialisation serves both."""
+    return a if a.flags.writeable else np.asarray(_Writable(a))
 
 
 def _sw(sw, like):
     """(array, has_sw): a zero-length stand-in replaces None so that one specialisation serves both."""
     if sw is not None:
-        return sw, True
+        return _ro(sw), True
     e = _EMPTY.get(like.dtype)
     if e is None:
         e = _EMPTY[like.dtype] = np.zeros(0, like.dtype)
     return e, False
 
 
+def _need(K, m, nr, slots):
+    return slots * MC * KC, -(-m // nr) * nr * K + slots * MR * nr
+
+
+_tls = threading.local()
+
+
+def _scratch(dtype, la, lb):
+    """Packing buffers for the single-layer kernels: per thread, grown on demand, reused across calls."""
+    key = np.dtype(dtype)
+    d = getattr(_tls, "bufs", None)
+    if d is None:
+        d = _tls.bufs = {}
+    have = d.get(key)
+    if have is None or have[0].shape[0] < la or have[1].shape[0] < lb:
+        la = max(la, have[0].shape[0]) if have else la
+        lb = max(lb, have[1].shape[0]) if have else lb
+        have = d[key] = (np.empty(la, key), np.empty(lb, key))
+    return have
+
+
 def dense_forward(X, W, b, Z):
-    _dense_forward(X, W, b, Z, _par())
+    par = _par()
+    Ap, Bp = _scratch(Z.dtype, *_need(X.shape[1], Z.shape[1], 64 // Z.itemsize, par))
+    _dense_forward(_ro(X), _ro(W), _ro(b), Z, Ap, Bp, par)
 
 
 def dense_backward(X, W, dZ, dW, db, dX):
+    n, i = X.shape
+    o = dZ.shape[1]
+    nr = 64 // X.itemsize
+    par = _par()
+    needs = (_need(n, o, nr, par), _need(o, i, nr, par))
+    Ap, Bp = _scratch(X.dtype, max(a for a, _ in needs), max(b for _, b in needs))
     if dX is None:
-        _dense_backward(X, W, dZ, dW, db, X, False, _par())
+        _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dW, False, Ap, Bp, par)
     else:
-        _dense_backward(X, W, dZ, dW, db, dX, True, _par())
+        _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dX, True, Ap, Bp, par)
 
 
 def activation_forward(act, Z, A):
-    _act_forward(act, Z, A)
+    _act_forward(int(act), _ro(Z), A)
 
 
 def activation_backward(act, A, dA, dZ):
-    _act_backward(act, A, dA, dZ)
+    _act_backward(int(act), _ro(A), _ro(dA), dZ)
 
 
 def softmax(Z, P):
-    _softmax(Z, P)
+    _softmax(_ro(Z), P)
 
 
 def softmax_backward(P, dP, dZ):
-    _softmax_backward(P, dP, dZ)
+    _softmax_backward(_ro(P), _ro(dP), dZ)
 
 
 def softmax_cross_entropy(Z, Y, sw, dZ):
-    return float(_softmax_ce(Z, Y, *_sw(sw, Z), dZ))
+    return float(_softmax_ce(_ro(Z), _ro(Y), *_sw(sw, Z), dZ))
 
 
 def sigmoid_binary_cross_entropy(Z, Y, sw, dZ):
-    return float(_sigmoid_bce(Z, Y, *_sw(sw, Z), dZ))
+    return float(_sigmoid_bce(_ro(Z), _ro(Y), *_sw(sw, Z), dZ))
 
 
 def ssr(Yhat, Y, sw, dYhat):
-    return float(_squared(Yhat, Y, *_sw(sw, Y), dYhat, False))
+    return float(_squared(_ro(Yhat), _ro(Y), *_sw(sw, Y), dYhat, False))
 
 
 def mse(Yhat, Y, sw, dYhat):
-    return float(_squared(Yhat, Y, *_sw(sw, Y), dYhat, True))
+    return float(_squared(_ro(Yhat), _ro(Y), *_sw(sw, Y), dYhat, True))
 
 
 def output_loss(act, loss, Z, Y, sw, A, dZ):
-    return float(_output_loss(act, loss, Z, Y, *_sw(sw, Z), A, dZ))
+    return float(_output_loss(int(act), int(loss), _ro(Z), _ro(Y), *_sw(sw, Z), A, dZ))
 
 
 def sgd_update(params, grads, velocity, lr, momentum, nesterov, weight_decay):
-    return float(_sgd(params, grads, velocity, lr, momentum, nesterov != 0, weight_decay))
+    return float(_sgd(params, _ro(grads), velocity, float(lr), float(momentum), bool(nesterov != 0),
+                      float(weight_decay)))
 
 
 def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay):
-    return float(_adam(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay))
+    return float(_adam(params, _ro(grads), m, v, int(t), float(lr), float(beta1), float(beta2), float(eps),
+                       float(weight_decay)))
 
 
 def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, opt, hyper, state, step,
                 workspace, alive, grad_sq):
-    return float(_train_epoch(params, grads, sizes, acts, loss, X, Y, *_sw(sw, X), perm, batch_size, opt,
-                              hyper, state, step, workspace, alive, grad_sq, _par()))
+    return float(_train_epoch(params, grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y), *_sw(sw, X),
+                              _ro(perm), int(batch_size), int(opt), _ro(hyper), state, step, workspace, alive,
+                              grad_sq, _par()))
 
 
 def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, tol, max_steps,
              workspace, losses, last_step):
-    return int(_train_gd(params, grads, sizes, acts, loss, X, Y, *_sw(sw, X), opt, hyper, state, step, tol,
-                         max_steps, workspace, losses, last_step, _par()))
+    return int(_train_gd(params, grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y), *_sw(sw, X), int(opt),
+                         _ro(hyper), state, step, float(tol), int(max_steps), workspace, losses, last_step,
+                         _par()))
 
 
 def predict(params, sizes, acts, X, out, block, workspace):
-    _predict(params, sizes, acts, X, out, block, workspace, _par())
+    _predict(_ro(params), _ro(sizes), _ro(acts), _ro(X), out, int(block), workspace, _par())
 
 
 # --------------------------------------------------------------------------- threads and warm-up
