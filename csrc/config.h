@@ -23,9 +23,12 @@
  * cost more than they save. Measured on the 2-core Zen 3 box (see docs/performance.md). */
 #define PYNET_PAR_MIN_MACS (96.0 * 96.0 * 96.0)
 
-/* GEMMs with at most this many rows of A take the panel path (A in place, B packed per NR-wide
- * column panel by the thread that claims it); taller ones the packed BLIS path. */
-#define PYNET_PANELS_MAX_M 1024
+/* GEMMs whose A (m×k, read in place once per NR-wide panel) fits in this many bytes — about one
+ * core's L2 — take the panel path (B packed per panel by the thread that claims it, no barrier);
+ * larger ones the packed BLIS path, which keeps an MC×KC block of A in L2 across the whole NC
+ * panel. Measured: MNIST-shaped 128×784 and 784×128 A (392 KiB) faster on the panel path; the wide
+ * network's 512×1024 and 1024×512 (2 MiB) about 20 % faster packed (docs/performance.md). */
+#define PYNET_PANELS_MAX_A_BYTES (512.0 * 1024.0)
 
 /* Alignment of the packing buffers (a cache line; NR floats per k-row = 64 bytes). */
 #define PYNET_ALIGN 64

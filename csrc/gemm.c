@@ -254,7 +254,7 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
             return;
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
-        if (force == 1 || (force == 0 && m <= PYNET_PANELS_MAX_M && nq >= 2 * nt)) {
+        if (force == 1 || (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
 #ifdef _OPENMP
             if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
