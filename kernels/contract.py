@@ -255,6 +255,18 @@ def _check_train_epoch(v, d):
         raise ValueError(f"workspace: needs at least {need} elements, got {v['workspace'].shape[0]}")
 
 
+def _check_batch_gradient(v, d):
+    _check_fused(v, d)
+    rows, n = v["rows"], v["X"].shape[0]
+    if rows.shape[0] == 0:
+        raise ValueError("rows: the batch is empty")
+    if rows.min() < 0 or rows.max() >= n:
+        raise ValueError(f"rows: row indices must be in 0..{n - 1}")
+    need = train_workspace_size(v["sizes"], rows.shape[0])
+    if v["workspace"].shape[0] < need:
+        raise ValueError(f"workspace: needs at least {need} elements, got {v['workspace'].shape[0]}")
+
+
 def _check_train_gd(v, d):
     _check_fused(v, d)
     _check_hyper(v, d)
@@ -367,6 +379,11 @@ KERNELS: tuple[Kernel, ...] = (
                A("grad_sq", "f64", "G", "inout", doc="adds Σ_steps ‖dW_l‖² per layer (len 0: skip)")),
            "float", "for each batch of perm: forward, output_loss, backward, update; returns the epoch loss",
            _check_train_epoch),
+    Kernel("batch_gradient",
+           _TRAIN_COMMON + (A("rows", "i64", "m", doc="the batch: row indices into X"),
+                            A("workspace", "float", "W", "out", doc="length >= train_workspace_size(sizes, m)")),
+           "float", "grads = ∇L over the rows (forward, output_loss, backward; no update); returns the batch loss",
+           lambda v, d: _check_batch_gradient(v, d)),
     Kernel("train_gd",
            _TRAIN_COMMON + _OPT_COMMON + (
                S("tol", "float"), S("max_steps", "int"),

@@ -195,14 +195,23 @@ def _backward(layers, glayers, acts, outs, dZ):
             dZ = dX
 
 
-def _step(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, alive, grad_sq):
-    """One forward/loss/backward/update on rows X; returns (loss, max|Δ|) — no update if loss is not finite."""
+def _quiet(fn):
+    """Divergence is reported through the returned loss, not through NumPy's overflow warnings."""
+    def wrapped(*args):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args)
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
+def _gradient(params, grads, sizes, acts, loss, X, Y, sw, alive):
+    """Forward, output loss and backward on rows X into grads; returns the loss (NaN if grads overflow)."""
     layers, glayers = _views(params, sizes), _views(grads, sizes)
     outs, Z = _forward(layers, acts, X)
     A, dZ = np.empty_like(Z), np.empty_like(Z)
     value = output_loss(int(acts[-1]), loss, Z, Y, sw, A, dZ)
     if not np.isfinite(value):
-        return value, np.inf
+        return value
     if alive.size:
         off = 0
         for H in outs[1:]:
@@ -210,7 +219,22 @@ def _step(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, a
             off += H.shape[1]
     _backward(layers, glayers, acts, outs, dZ)
     if not np.all(np.isfinite(grads)):
-        return np.nan, np.inf  # an overflowing gradient is divergence too: the step is not applied
+        return np.nan  # an overflowing gradient is divergence too: the step is not applied
+    return value
+
+
+@_quiet
+def batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, rows, workspace):
+    return _gradient(params, grads, sizes, acts, loss, X[rows], Y[rows], None if sw is None else sw[rows],
+                     np.zeros(0, np.int64))
+
+
+def _step(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, alive, grad_sq):
+    """One forward/loss/backward/update on rows X; returns (loss, max|Δ|) — no update if loss is not finite."""
+    value = _gradient(params, grads, sizes, acts, loss, X, Y, sw, alive)
+    if not np.isfinite(value):
+        return value, np.inf
+    glayers = _views(grads, sizes)
     if grad_sq.size:
         for l, (dW, _) in enumerate(glayers):
             grad_sq[l] += float(np.sum(dW.astype(np.float64) ** 2))
@@ -222,15 +246,6 @@ def _step(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, a
     else:
         moved = sgd_update(params, grads, state[:P], hyper[_LR], hyper[_MOM], int(hyper[_NEST]), hyper[_WD])
     return value, moved
-
-
-def _quiet(fn):
-    """Divergence is reported through the returned loss, not through NumPy's overflow warnings."""
-    def wrapped(*args):
-        with np.errstate(over="ignore", invalid="ignore"):
-            return fn(*args)
-    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
-    return wrapped
 
 
 @_quiet
