@@ -83,6 +83,12 @@ double pynet_train_epoch_f64(double *params, double *grads, int64_t nlayers, con
                              const int64_t *perm, int64_t batch_size, int opt, const double *hyper, double *state,
                              int64_t *step, double *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
                              double *grad_sq);
+double pynet_batch_gradient_f32(const float *params, float *grads, int64_t nlayers, const int64_t *sizes,
+                                const int64_t *acts, int loss, int64_t n, const float *X, const float *Y, const float *sw,
+                                int64_t m, const int64_t *rows, float *workspace);
+double pynet_batch_gradient_f64(const double *params, double *grads, int64_t nlayers, const int64_t *sizes,
+                                const int64_t *acts, int loss, int64_t n, const double *X, const double *Y,
+                                const double *sw, int64_t m, const int64_t *rows, double *workspace);
 int64_t pynet_train_gd_f32(float *params, float *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
                            int loss, int64_t n, const float *X, const float *Y, const float *sw, int opt,
                            const double *hyper, float *state, int64_t *step, double tol, int64_t max_steps,

@@ -1,4 +1,5 @@
-/* train.c — fused kernels: a whole epoch (train_epoch), full-batch descent (train_gd) and predict,
+/* train.c — fused kernels: a whole epoch (train_epoch), one batch's gradient (batch_gradient),
+ * full-batch descent (train_gd) and predict,
  * each one C call, generic over REAL. Semantics follow kernels/reference.py step for step.
  *
  * train workspace (contract.train_workspace_size, bs = batch rows):
@@ -55,20 +56,17 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
     }
 }
 
-/* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
- * Returns the loss; *moved = max|Δ| (infinity and no update when the loss is not finite). */
-static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
-                            const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
-                            REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
-                            int64_t P, double *moved)
+/* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
+ * Returns the loss; NaN when it is finite but the gradient overflowed (divergence either way). */
+static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows,
+                                const REAL *Y, const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive,
+                                int64_t P)
 {
     const int64_t L = nt->L, k = nt->sizes[L];
     SFX(net_forward)(nt, params, rows);
     const double value = SFX(pynet_output_loss)((int)nt->acts[L - 1], loss, rows, k, nt->h[L], Y, sw, g2, g1);
-    if (!isfinite(value)) {
-        *moved = INFINITY;
+    if (!isfinite(value))
         return value;
-    }
     if (n_alive) {   /* a hidden unit is alive once any row gave it a non-zero output */
         int64_t base = 0;
         for (int64_t l = 1; l < L; ++l) {
@@ -96,22 +94,32 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
             dX = t;
         }
     }
-    /* an overflowing gradient is divergence too: report NaN and leave the parameters as they are.
-     * x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
+    /* an overflowing gradient is divergence too: report NaN, and the caller leaves the parameters as they
+     * are. x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
      * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
-    {
-        int bad = 0;
-        for (int64_t q = 0; q < P; ++q) {
-            const REAL d = grads[q] - grads[q];
-            bad |= d != d;
-        }
-        if (bad) {
-            *moved = INFINITY;
-            return NAN;
-        }
+    int bad = 0;
+    for (int64_t q = 0; q < P; ++q) {
+        const REAL d = grads[q] - grads[q];
+        bad |= d != d;
+    }
+    return bad ? NAN : value;
+}
+
+/* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
+ * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite). */
+static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
+                            const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
+                            REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
+                            int64_t P, double *moved)
+{
+    const int64_t L = nt->L;
+    const double value = SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P);
+    if (!isfinite(value)) {
+        *moved = INFINITY;
+        return value;
     }
     if (n_grad_sq) {
-        off = 0;
+        int64_t off = 0;
         for (int64_t l = 0; l < L; ++l) {
             const int64_t nw = nt->sizes[l] * nt->sizes[l + 1];
             double s = 0;
@@ -192,6 +200,42 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     if (h != hstack)
         free(h);
     return (loss == LOSS_SSR || rows_seen == 0) ? total : total / (double)rows_seen;
+}
+
+double SFX(pynet_batch_gradient)(const REAL *params, REAL *grads, int64_t nlayers, const int64_t *sizes,
+                                 const int64_t *acts, int loss, int64_t n, const REAL *X, const REAL *Y, const REAL *sw,
+                                 int64_t m, const int64_t *rows, REAL *workspace)
+{
+    (void)n;
+    const int64_t L = nlayers, n0 = sizes[0], k = sizes[L];
+    REAL *hstack[MAX_LAYERS_STACK + 1], **h = hstack;
+    if (L > MAX_LAYERS_STACK && !(h = malloc((size_t)(L + 1) * sizeof *h)))
+        return NAN;
+    REAL *w = workspace;                                     /* the train workspace layout, for m rows */
+    for (int64_t l = 0; l <= L; ++l) {
+        h[l] = w;
+        w += m * sizes[l];
+    }
+    REAL *Yb = w, *swb = w + m * k;
+    SFX(net) nt;
+    if (SFX(net_init)(&nt, L, sizes, acts, m, h) != 0) {
+        if (h != hstack)
+            free(h);
+        return NAN;
+    }
+    REAL *g1 = swb + m, *g2 = g1 + m * nt.maxw;
+    for (int64_t r = 0; r < m; ++r) {                        /* gather the batch into the workspace */
+        memcpy(h[0] + r * n0, X + rows[r] * n0, (size_t)n0 * sizeof(REAL));
+        memcpy(Yb + r * k, Y + rows[r] * k, (size_t)k * sizeof(REAL));
+        if (sw)
+            swb[r] = sw[rows[r]];
+    }
+    const double value = SFX(net_gradient)(&nt, params, grads, loss, m, Yb, sw ? swb : NULL, g1, g2, 0, NULL,
+                                           SFX(n_params)(L, sizes));
+    SFX(pynet_pack_free)(&nt.pk);
+    if (h != hstack)
+        free(h);
+    return value;
 }
 
 int64_t SFX(pynet_train_gd)(REAL *params, REAL *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,

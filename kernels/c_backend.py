@@ -189,6 +189,12 @@ def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, op
         alive.shape[0], _i(alive), grad_sq.shape[0], _d(grad_sq)))
 
 
+def batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, rows, workspace):
+    return float(_fn("batch_gradient", params.dtype)(
+        _p(params), _p(grads), acts.shape[0], _i(sizes), _i(acts), loss, X.shape[0], _p(X), _p(Y), _p(sw),
+        rows.shape[0], _i(rows), _p(workspace)))
+
+
 def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, tol, max_steps,
              workspace, losses, last_step):
     return int(_fn("train_gd", params.dtype)(

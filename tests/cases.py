@@ -87,6 +87,10 @@ def make_args(name, dtype, rng, shape, variant=0):
         return [params, z(P), sizes, acts, loss, X, Y, sw, perm, bs, opt, hyper, z(2 * P),
                 np.zeros(1, np.int64), z(C.train_workspace_size(sizes, bs)),
                 np.zeros(C.n_hidden_units(sizes), np.int64), np.zeros(len(sizes) - 1)]
+    if name == "batch_gradient":
+        # a subset of the rows in shuffled order (a rank's slice of a global batch), at least one row
+        rows = rng.permutation(n)[:max(1, (2 * n) // 3)].astype(np.int64)
+        return [params, z(P), sizes, acts, loss, X, Y, sw, rows, z(C.train_workspace_size(sizes, rows.shape[0]))]
     if name == "train_gd":
         steps = 7
         return [params, z(P), sizes, acts, loss, X, Y, sw, opt, hyper, z(2 * P), np.zeros(1, np.int64),

@@ -34,3 +34,38 @@ def test_every_backend_exports_exactly_the_contract(name, backend):
 def test_kernel_matches_reference(name, shape, variant, backend, dtype):
     args = make_args(name, dtype, np.random.default_rng(seed_of(name, shape, variant)), shape, variant)
     assert_matches_reference(name, args, backend, dtype)
+
+
+@pytest.mark.parametrize("loss", range(4))
+def test_batch_gradient_then_sgd_update_is_one_fused_step(loss, backend, dtype):
+    """batch_gradient + sgd_update on a batch = train_epoch over that one batch (same kernels, no update inside)."""
+    rng = np.random.default_rng(seed_of("bg-step", loss))
+    args = make_args("train_epoch", dtype, rng, (13, 7, 3), loss)
+    params, _, sizes, acts, loss_code, X, Y, sw = args[:8]
+    rows = rng.permutation(13)[:9].astype(np.int64)
+    k = kernels.load(backend)
+    fused, grads = params.copy(), np.zeros_like(params)
+    hyper = np.array([0.05, 0, 0, 0, 0.9, 0.999, 1e-8])
+    ws = np.zeros(C.train_workspace_size(sizes, 9), dtype)
+    want = k.train_epoch(fused, grads, sizes, acts, loss_code, X, Y, sw, rows, 9, C.SGD, hyper,
+                         np.zeros(2 * params.size, dtype), np.zeros(1, np.int64), ws, np.zeros(0, np.int64),
+                         np.zeros(0))
+    split, g = params.copy(), np.zeros_like(params)
+    got = k.batch_gradient(split, g, sizes, acts, loss_code, X, Y, sw, rows, ws)
+    assert np.array_equal(split, params)  # no update
+    k.sgd_update(split, g, np.zeros_like(g), 0.05, 0.0, 0, 0.0)
+    assert C.close(got, want, dtype)
+    assert C.close(split, fused, dtype)
+
+
+def test_batch_gradient_reports_an_overflowing_gradient_as_nan(backend):
+    """A finite loss whose gradient overflows (float32: |X|·|dH| ≈ 1e39) is divergence: NaN."""
+    sizes, acts = np.array([2, 2, 2], np.int64), np.array([C.IDENTITY, C.SOFTMAX], np.int64)
+    W1, W2 = np.full((2, 2), 1e-20), np.array([[1e9, -1e9], [-1e9, 1e9]])
+    params = np.concatenate([W1.ravel(), [0, 0], W2.ravel(), [0, 0]]).astype(np.float32)
+    X = np.array([[1e30, 2e30], [-1e30, 3e30]], np.float32)
+    Y = np.eye(2, dtype=np.float32)
+    rows = np.arange(2, dtype=np.int64)
+    value = kernels.load(backend).batch_gradient(params, np.zeros_like(params), sizes, acts, C.CE, X, Y, None, rows,
+                                                 np.zeros(C.train_workspace_size(sizes, 2), np.float32))
+    assert np.isnan(value)
