@@ -64,6 +64,7 @@ def _parser():
     src = t.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=datasets.NAMES, help="a shipped or synthetic dataset")
     src.add_argument("--csv", metavar="FILE", help="a CSV file with a header row")
+    src.add_argument("--npz", metavar="FILE", help="an .npz with arrays X and y (one row per sample)")
     t.add_argument("--target", help="target column of the CSV (name or index; default: last)")
     t.add_argument("--backend", default=None, choices=_backend.CHOICES)
     t.add_argument("--hidden", type=_int_list, default=[64], help="hidden layer sizes, e.g. 64,32")
@@ -87,6 +88,16 @@ def _parser():
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--plot", metavar="PNG", help="plot the loss curves and per-layer diagnostics here")
+    d = t.add_argument_group("distributed (run under mpiexec -n P; needs pip install 'pynet[mpi]')")
+    d.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the MPI ranks: one Allreduce of the gradient per step")
+    d.add_argument("--local-sgd", type=_positive_int, default=None, metavar="K",
+                   help="instead: K local steps per rank, then average the parameters (one Allreduce per K steps)")
+    d.add_argument("--checkpoint", metavar="FILE", help="rank 0 writes a checkpoint here (atomically)")
+    d.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N", help="epochs between checkpoints")
+    d.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
+    d.add_argument("--threads", type=_positive_int, default=None,
+                   help="kernel threads per rank (default: the node's cores divided among its ranks)")
 
     b = sub.add_parser("bench", help="time training runs and kernels, side by side with peers")
     b.add_argument("--workload", default="small",
@@ -139,7 +150,10 @@ def _load_data(args):
     if args.dataset:
         X, y = datasets.load(args.dataset)
         return X, y, datasets.TASK[args.dataset]
-    X, y, _ = datasets.read_csv(args.csv, target=_target_arg(args.target))
+    if args.npz:
+        X, y = datasets.read_npz(args.npz)
+    else:
+        X, y, _ = datasets.read_csv(args.csv, target=_target_arg(args.target))
     classification = y.dtype.kind in "iuUSb" and len(np.unique(y)) <= max(20, len(y) // 20)
     if not classification:
         return X, y, "mse"
@@ -153,8 +167,16 @@ def _target_arg(target):
 
 
 def _train(args):
+    if args.distributed or args.local_sgd or args.resume or args.checkpoint:
+        if not args.distributed:
+            raise CLIError("--local-sgd/--checkpoint/--resume: apply to --distributed training")
+        from .distributed_cli import train
+
+        return train(args)
     if args.target is not None and not args.csv:
         raise CLIError("--target: applies to --csv only")
+    if args.threads:
+        _backend.set_num_threads(args.threads)
     X, y, task = _load_data(args)
     loss = args.loss or task
     classification = loss in ("cross_entropy", "binary_cross_entropy")

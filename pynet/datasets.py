@@ -83,19 +83,31 @@ class CSVError(ValueError):
     """A CSV file that cannot be read as a numeric table."""
 
 
-def read_csv(path, target=None, delimiter=","):
+def read_csv(path, target=None, delimiter=",", rows=None):
     """(X, y, feature_names) from a CSV with a header row. ``target``: column name or index (default:
-    the last column). Feature cells must be numbers; the target column may hold any labels."""
+    the last column). Feature cells must be numbers; the target column may hold any labels.
+    ``rows=(lo, hi)`` parses only data rows lo ≤ r < hi (blank lines do not count): a rank's shard."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CSVError(f"path: no such file {path!r}")
+    lo, hi = (0, None) if rows is None else rows
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter=delimiter))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header, data, seen = None, [], 0
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [h.strip() for h in row]
+                continue
+            if hi is not None and seen >= hi:
+                break
+            if seen >= lo:
+                data.append((reader.line_num, row))
+            seen += 1
+    if header is None:
         raise CSVError(f"path: {path!r} is empty")
-    header = [h.strip() for h in rows[0]]
-    if len(rows) < 2:
+    if seen == 0:
         raise CSVError(f"path: {path!r} has a header but no data rows")
     if target is None:
         t = len(header) - 1
@@ -110,18 +122,73 @@ def read_csv(path, target=None, delimiter=","):
     if len(header) < 2:
         raise CSVError(f"path: {path!r} needs at least one feature column besides the target")
     features = [i for i in range(len(header)) if i != t]
-    X = np.empty((len(rows) - 1, len(features)))
+    X = np.empty((len(data), len(features)))
     labels = []
-    for r, row in enumerate(rows[1:], start=2):
+    for r, (line, row) in enumerate(data):
         if len(row) != len(header):
-            raise CSVError(f"path: line {r} has {len(row)} cells but the header has {len(header)}")
+            raise CSVError(f"path: line {line} has {len(row)} cells but the header has {len(header)}")
         for j, i in enumerate(features):
             try:
-                X[r - 2, j] = float(row[i])
+                X[r, j] = float(row[i])
             except ValueError:
-                raise CSVError(f"path: non-numeric value {row[i]!r} at line {r}, column {header[i]!r}") from None
+                raise CSVError(f"path: non-numeric value {row[i]!r} at line {line}, column {header[i]!r}") from None
         labels.append(row[t].strip())
     return X, _labels(labels), [header[i] for i in features]
+
+
+def count_csv_rows(path, delimiter=",") -> int:
+    """Number of data rows of a CSV (non-blank rows after the header), without parsing the numbers."""
+    with open(os.fspath(path), newline="", encoding="utf-8") as fh:
+        n = sum(1 for row in csv.reader(fh, delimiter=delimiter) if any(cell.strip() for cell in row))
+    return max(n - 1, 0)
+
+
+def _npy_header(fh):
+    """(shape, fortran_order, dtype) of the .npy stream ``fh``, leaving it at the first data byte."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(fh)
+
+
+def _npz_member(zf, name, path):
+    try:
+        return zf.open(f"{name}.npy")
+    except KeyError:
+        raise ValueError(f"path: {path!r} has no array {name!r} (arrays: "
+                         f"{', '.join(n[:-4] for n in zf.namelist())})") from None
+
+
+def read_npz(path, rows=None, x="X", y="y"):
+    """(X, y) from an .npz holding arrays ``x`` and ``y`` with one row per sample. ``rows=(lo, hi)`` reads
+    only those rows: for an uncompressed file (``numpy.savez``) each rank seeks to its own shard."""
+    import zipfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"path: no such file {path!r}")
+    out = []
+    with zipfile.ZipFile(path) as zf:
+        for name in (x, y):
+            with _npz_member(zf, name, path) as fh:
+                shape, fortran, dtype = _npy_header(fh)
+                if fortran or dtype.hasobject or not shape:
+                    raise ValueError(f"path: array {name!r} of {path!r} must be C-ordered, numeric, at least 1-D")
+                lo, hi = (0, shape[0]) if rows is None else (max(0, rows[0]), min(shape[0], rows[1]))
+                row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+                fh.seek(fh.tell() + lo * row_bytes)  # stored members seek without reading what is skipped
+                data = fh.read(max(hi - lo, 0) * row_bytes)
+                out.append(np.frombuffer(data, dtype).reshape((max(hi - lo, 0),) + tuple(shape[1:])).copy())
+    if out[0].shape[0] != out[1].shape[0]:
+        raise ValueError(f"path: {x!r} and {y!r} of {path!r} have different numbers of rows")
+    return out[0], out[1]
+
+
+def count_npz_rows(path, x="X") -> int:
+    """Rows of array ``x`` in an .npz, from its header alone."""
+    import zipfile
+
+    with zipfile.ZipFile(os.fspath(path)) as zf, _npz_member(zf, x, path) as fh:
+        return int(_npy_header(fh)[0][0])
 
 
 def _labels(cells):

@@ -42,7 +42,9 @@ def _classes_to_json(classes):
     return {"kind": kind, "dtype": classes.dtype.str, "values": classes.tolist()}
 
 
-def save(net, path) -> None:
+def save(net, path, extra_meta=None, extra_arrays=None) -> None:
+    """Write ``net`` to ``path`` atomically. Checkpoints add ``extra_meta`` (JSON) and ``extra_arrays``
+    (optimizer state …); both are covered by the checksum and ignored by :func:`load`."""
     from . import __version__
 
     path = os.fspath(path)
@@ -52,16 +54,22 @@ def save(net, path) -> None:
         "dtype": net.dtype.name, "target": net._target, "classes": _classes_to_json(net.classes_),
         "standardize": net.standardize, "seed": net.seed, "epochs_trained": net.epochs_trained_,
     }
-    arrays = {"params": net.params}
+    meta.update(extra_meta or {})
+    arrays = {"params": net.params, **(extra_arrays or {})}
     if net.mean_ is not None:
         arrays["mean"], arrays["scale"] = net.mean_, net.scale_
     meta["sha256"] = _digest(meta, arrays)
     arrays["meta"] = np.array(json.dumps(meta))
+    _atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+def _atomic_write(path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pynet-", suffix=".npz.tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -73,6 +81,11 @@ def save(net, path) -> None:
 
 def load(path, backend=None):
     """Read a model written by :meth:`MLP.save`; raises ModelFileError saying what is wrong."""
+    return read(path, backend)[0]
+
+
+def read(path, backend=None):
+    """(model, metadata, arrays) of a model file; checkpoints keep their extra entries in both."""
     from .model import MLP
 
     path = os.fspath(path)
@@ -118,4 +131,4 @@ def load(path, backend=None):
         if arrays["mean"].shape != (net.layers[0],) or arrays["scale"].shape != (net.layers[0],):
             raise ModelFileError("path: standardisation statistics do not match the input layer")
         net.mean_, net.scale_ = arrays["mean"].astype(net.dtype), arrays["scale"].astype(net.dtype)
-    return net
+    return net, meta, arrays
