@@ -680,9 +680,8 @@ def _net_scratch(sizes, n, like, slots):
 
 
 @njit(**_JIT)
-def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, state, step, ws, bs,
-          alive, grad_sq, Ap, Bp, par):
-    """One forward/loss/backward/update on rows X0; (loss, max|Δ|), no update if the loss is not finite.
+def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par):
+    """Forward, output loss and backward on rows X0 into grads; the loss, NaN if the gradient overflowed.
 
     Workspace (per contract.train_workspace_size, regions sized for bs rows): activations of layers
     0..L | Y | sw | G1 | G2. Layer 0's region is unused when X0 is the caller's X (train_gd).
@@ -714,7 +713,7 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
     D = _region(ws, g2, n, k)
     value = _output_loss(acts[L - 1], loss, H, Yb, swb, has_sw, A, D)
     if not np.isfinite(value):
-        return value, np.inf
+        return value
     if alive.shape[0] > 0:
         off = bs * sizes[0]
         u = 0
@@ -742,6 +741,23 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
             cur = nxt
         else:
             _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, par)
+    # an overflowing gradient is divergence too: x − x is NaN exactly for ±inf and NaN
+    bad = 0
+    for q in range(grads.shape[0]):
+        d = grads[q] - grads[q]
+        bad |= d != d
+    return np.nan if bad else value
+
+
+@njit(**_JIT)
+def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, state, step, ws, bs,
+          alive, grad_sq, Ap, Bp, par):
+    """One forward/loss/backward/update on rows X0; (loss, max|Δ|), no update if the loss or the
+    gradient is not finite."""
+    value = _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par)
+    if not np.isfinite(value):
+        return value, np.inf
+    L = sizes.shape[0] - 1
     if grad_sq.shape[0] > 0:
         for l in range(L):
             dW, _ = _layer(grads, sizes, l)
@@ -807,6 +823,35 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
         total += value if loss == SSR else value * nb
         rows += nb
     return total if loss == SSR or rows == 0 else total / rows
+
+
+@njit(**_JIT)
+def _batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, has_sw, rows, ws, par):
+    """grads = ∇L over X[rows] (gather, forward, output loss, backward; no update); returns the loss."""
+    m = rows.shape[0]
+    L = sizes.shape[0] - 1
+    n0 = sizes[0]
+    k = sizes[L]
+    oy = m * _sum_first(sizes, L + 1)
+    osw = oy + m * k
+    Xb = _region(ws, _rt(0), m, n0)
+    Yb = _region(ws, oy, m, k)
+    swb = ws[osw:osw + m]
+    for r in range(m):  # gather the batch rows in the given order
+        src = rows[r]
+        xs = X[src]
+        xd = Xb[r]
+        for j in range(n0):
+            xd[j] = xs[j]
+        ys = Y[src]
+        yd = Yb[r]
+        for j in range(k):
+            yd[j] = ys[j]
+        if has_sw:
+            swb[r] = sw[src]
+    Ap, Bp = _net_scratch(sizes, m, ws, par)  # packing buffers: once per call (one call per step)
+    return _gradient(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, ws, m, np.zeros(0, np.int64),
+                     Ap, Bp, par)
 
 
 @njit(**_JIT)
@@ -978,6 +1023,11 @@ def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, op
                               grad_sq, _par()))
 
 
+def batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, rows, workspace):
+    return float(_batch_gradient(_ro(params), grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y),
+                                 *_sw(sw, X), _ro(rows), workspace, _par()))
+
+
 def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, tol, max_steps,
              workspace, losses, last_step):
     return int(_train_gd(params, grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y), *_sw(sw, X), int(opt),
@@ -1026,6 +1076,7 @@ def warmup(dtypes=("float32", "float64")) -> dict:
                             np.zeros(0, np.int64), np.zeros(0))
                 train_gd(params, grads, sizes, acts, CE, X, Y, w, opt, hyper, state, step, 0.0, 1, ws,
                          np.zeros(1), np.zeros(1))
+            batch_gradient(params, grads, sizes, acts, CE, X, Y, w, perm, ws)
         out_ = np.zeros((5, 2), dt)
         predict(params, sizes, acts, X, out_, 2, np.zeros(predict_workspace_size(sizes, 2), dt))
         Z = np.zeros((5, 2), dt)
