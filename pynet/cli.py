@@ -127,6 +127,13 @@ def _parser():
     pf.add_argument("--epochs", type=_positive_int, default=400)
     pf.add_argument("--backend", default=None, choices=_backend.CHOICES)
 
+    sw = sub.add_parser("sweep", help="a grid / random search, CV or ensemble of fits on a Dask cluster")
+    sw.add_argument("config", metavar="CONFIG", help="the sweep description (.json or .toml; see pynet.sweep)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a LocalCluster here)")
+    sw.add_argument("--workers", type=_positive_int, default=2, help="LocalCluster worker processes")
+    sw.add_argument("--out", default="sweep-out", metavar="DIR", help="results.csv, results.json, best.npz go here")
+    sw.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
     i = sub.add_parser("info", help="backends, versions, CPU and threads")
     i.add_argument("--json", action="store_true")
 
@@ -139,7 +146,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "info": _info, "warmup": _warmup, "bench": _bench,
-                "plot-fit": _plot_fit}[args.command](args)
+                "plot-fit": _plot_fit, "sweep": _sweep}[args.command](args)
     except (CLIError, ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"pynet {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -238,6 +245,29 @@ def _train(args):
               f"{'steps' if args.optimizer == 'gd' else 'epochs'} | backend {summary['backend']} | "
               f"{summary['stop_reason']}")
     return 0
+
+
+# ---------------------------------------------------------------------------- sweep
+def _sweep(args):
+    try:
+        from . import sweep
+    except ImportError as exc:
+        raise CLIError(f"sweep needs dask: pip install 'pynet[dask]' ({exc})") from exc
+    rows, best, paths = sweep.sweep(sweep.read_config(args.config), scheduler=args.scheduler, out_dir=args.out,
+                                    n_workers=args.workers)
+    failed = [r for r in rows if r["error"]]
+    summary = {"configurations": len(rows), "failed": len(failed), "best": best, "saved": paths,
+               "results": [os.path.join(args.out, "results.csv"), os.path.join(args.out, "results.json")]}
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        for r in rows:
+            what = f"score {r['score']:.4f}" if r["score"] is not None else f"FAILED: {r['error']}"
+            print(f"{r['index']:3d} {what} | {r['fit_seconds']:.2f} s | "
+                  + ", ".join(f"{k}={r[k]}" for k in sweep.MODEL_KEYS if r[k] is not None))
+        print(f"best: #{best['index']} score {best['score']:.4f}; saved {', '.join(paths)}" if best
+              else "no configuration succeeded")
+    return 0 if best else 1
 
 
 # ---------------------------------------------------------------------------- bench
