@@ -937,6 +937,30 @@ def _need(K, m, nr, slots):
 _tls = threading.local()
 
 
+def _layer_is_threadsafe() -> bool:
+    """Whether Numba's threading layer here serves parallel kernels from several Python threads at once.
+
+    The default order is tbb, then omp, then workqueue; workqueue aborts the process on concurrent use
+    (numba#8563), so kernels are then serialised through CALL_LOCK (kernels.Backend honours it)."""
+    layer = numba.config.THREADING_LAYER
+    if layer == "workqueue":
+        return False
+    if layer != "default":  # omp, tbb, "safe" (tbb) and "threadsafe" (tbb or omp) all are
+        return True
+    import importlib
+    for pool in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(pool)
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+#: A lock serialising kernel calls, only where the threading layer needs it (see above).
+CALL_LOCK = None if _layer_is_threadsafe() else threading.Lock()
+
+
 def _scratch(dtype, la, lb):
     """Packing buffers for the single-layer kernels: per thread, grown on demand, reused across calls."""
     key = np.dtype(dtype)

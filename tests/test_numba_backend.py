@@ -260,3 +260,17 @@ def test_thread_count_hooks():
     assert be.get_num_threads() == 1
     be.set_num_threads(10_000)  # clamped to the pool
     assert be.get_num_threads() == nb.numba.config.NUMBA_NUM_THREADS
+
+
+def test_call_lock_matches_the_threading_layer():
+    """Kernels are serialised exactly when the threading layer cannot serve concurrent callers."""
+    import numba
+
+    import kernels
+
+    k = kernels.load("numba")
+    X = np.ones((256, 512), np.float32)
+    W = np.ones((512, 512), np.float32)
+    k.dense_forward(X, W, np.zeros(512, np.float32), np.empty((256, 512), np.float32))  # runs the parallel path
+    layer = numba.threading_layer()
+    assert (k.raw.CALL_LOCK is None) == (layer in ("omp", "tbb")), layer
