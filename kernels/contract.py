@@ -235,8 +235,10 @@ def _check_hyper(v, d):
         raise ValueError(f"hyper: every entry must be finite, got {h.tolist()}")
     if h[0] <= 0:
         raise ValueError(f"hyper: lr must be > 0, got {h[0]}")
-    if h[1] < 0 or h[3] < 0 or h[6] < 0:
-        raise ValueError("hyper: momentum, weight_decay and eps must be >= 0")
+    if not 0 <= h[1] < 1:
+        raise ValueError(f"hyper: momentum must be in [0, 1), got {h[1]}")
+    if h[3] < 0 or h[6] < 0:
+        raise ValueError("hyper: weight_decay and eps must be >= 0")
     if not (0 <= h[4] < 1 and 0 <= h[5] < 1):
         raise ValueError("hyper: beta1 and beta2 must be in [0, 1)")
 
@@ -293,7 +295,21 @@ def _check_elementwise(v, d):
         raise ValueError("act: softmax is not elementwise; use the softmax kernels")
 
 
+def _check_rates(v, d):
+    """The single optimizer kernels take the same ranges as the ``hyper`` vector of the fused ones."""
+    if v["lr"] <= 0:
+        raise ValueError(f"lr: must be > 0, got {v['lr']}")
+    if v["weight_decay"] < 0:
+        raise ValueError(f"weight_decay: must be >= 0, got {v['weight_decay']}")
+    for name in ("momentum", "beta1", "beta2"):
+        if name in v and not 0 <= v[name] < 1:
+            raise ValueError(f"{name}: must be in [0, 1), got {v[name]}")
+    if "eps" in v and v["eps"] < 0:
+        raise ValueError(f"eps: must be >= 0, got {v['eps']}")
+
+
 def _check_adam(v, d):
+    _check_rates(v, d)
     if v["t"] < 1:
         raise ValueError(f"t: Adam's step counter starts at 1, got {v['t']}")
 
@@ -364,7 +380,7 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("sgd_update",
            (A("params", "float", "P", "inout"), A("grads", "float", "P"), A("velocity", "float", "P", "inout"),
             S("lr", "float"), S("momentum", "float"), S("nesterov", "flag"), S("weight_decay", "float")),
-           "float", "g = ∇ + λθ; v = μv + g; θ −= lr·(g + μv if nesterov else v)"),
+           "float", "g = ∇ + λθ; v = μv + g; θ −= lr·(g + μv if nesterov else v)", _check_rates),
     Kernel("adam_update",
            (A("params", "float", "P", "inout"), A("grads", "float", "P"), A("m", "float", "P", "inout"),
             A("v", "float", "P", "inout"), S("t", "int"), S("lr", "float"), S("beta1", "float"),

@@ -180,6 +180,10 @@ def kernel_cases(backend):
         ("sample weights all zero", epoch(sw=np.zeros(n)), ValueError, "sw: sample weights must be finite"),
         ("Adam step 0", _kernel("adam_update", f(3), f(3), f(3), f(3), 0, 0.1, 0.9, 0.999, 1e-8, 0.0,
                                 backend=backend), ValueError, "t: Adam's step counter starts at 1"),
+        ("Adam beta2 >= 1", _kernel("adam_update", f(3), f(3), f(3), f(3), 1, 0.1, 0.9, 10.0**12, 1e-8, 0.0,
+                                    backend=backend), ValueError, r"beta2: must be in \[0, 1\)"),
+        ("SGD momentum 1", _kernel("sgd_update", f(3), f(3), f(3), 0.1, 1.0, 0, 0.0, backend=backend), ValueError,
+         r"momentum: must be in \[0, 1\)"),
         ("lr infinite (kernel)", _kernel("sgd_update", f(3), f(3), f(3), np.inf, 0.0, 0, 0.0, backend=backend),
          ValueError, "lr: must be finite"),
     ]
