@@ -18,14 +18,13 @@ import numpy as np
 
 _REASON_FILE = Path(__file__).with_name("_pynet_c_build.txt")
 
-# OpenMP wait policy: libgomp's default spins up to ~300k iterations at every barrier and between
-# parallel regions. On a shared 2-core machine that spinning thread steals the core its partner (or
-# the serial part of a fused step) needs, and epochs collapse (MNIST-shaped: 5.7 s spinning vs 0.75 s
-# passive under load; docs/performance.md). Unless the user chose a policy, the C backend's libgomp is
-# loaded with the passive policy; the variable is removed again after the import so that libraries
-# imported later (PyTorch's own libgomp) keep their defaults. No effect if libgomp was already loaded.
-_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-_set_wait = not any(v in os.environ for v in _WAIT_VARS)
+# OpenMP wait policy. libgomp's default spins at every barrier and between parallel regions; on a
+# loaded machine the spinning thread steals the core its partner needs and epochs collapse
+# (MNIST-shaped under load 3-4: 5.7 s spinning vs 0.75 s passive; docs/performance.md). But the policy
+# belongs to the process's one libgomp, which PyTorch and Numba's OpenMP layer share: forcing it
+# passive made PyTorch's small-network epoch 3.6x slower in the same process. So it stays opt-in:
+# PYNET_OMP_PASSIVE=1 (or the standard OMP_WAIT_POLICY=passive) before the first import.
+_set_wait = os.environ.get("PYNET_OMP_PASSIVE") == "1" and "OMP_WAIT_POLICY" not in os.environ
 if _set_wait:
     os.environ["OMP_WAIT_POLICY"] = "passive"
 try:

@@ -285,9 +285,8 @@ class SklearnRunner:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            classes = np.arange(self.p.w.layers[-1]) if self.p.labels is not None else None
-            args = (self.X[:2], self.y[:2]) + ((classes,) if classes is not None else ())
-            self.est.partial_fit(*args)  # allocates sklearn's arrays; the weights are set next
+            extra = {"classes": np.arange(self.p.w.layers[-1])} if self.p.labels is not None else {}
+            self.est.partial_fit(self.X[:2], self.y[:2], **extra)  # allocates sklearn's arrays; weights set next
         for l, (W, b) in enumerate(layer_views(self.p)):
             self.est.coefs_[l][...] = W
             self.est.intercepts_[l][...] = b
@@ -420,6 +419,8 @@ def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=Non
                 active.append(r)
             except Unavailable as exc:
                 row["unavailable"] = str(exc)
+            except Exception as exc:  # a peer that breaks is reported in its row, not fatal to the run
+                row["unavailable"] = f"failed: {type(exc).__name__}: {exc}"
         times = {r.name: [] for r in active}
         for _ in range(repeat):
             for r in active:  # alternate runners within every repeat
