@@ -33,6 +33,7 @@ int pynet_simd_active(void);
 int pynet_openmp(void);
 int pynet_block_sizes(int dbl, int64_t *out5);
 int pynet_set_gemm_path(int path);
+const char *pynet_compiler(void);
 void pynet_gemm_f32(int64_t m, int64_t n, int64_t k, const float *A, int64_t rsa, int64_t csa,
                     const float *B, int64_t rsb, int64_t csb, float *C, int64_t ldc, int beta);
 void pynet_gemm_f64(int64_t m, int64_t n, int64_t k, const double *A, int64_t rsa, int64_t csa,

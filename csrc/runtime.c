@@ -85,6 +85,17 @@ int pynet_threads_for(double macs)
     return macs < PYNET_PAR_MIN_MACS ? 1 : nt;
 }
 
+const char *pynet_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#else
+    return "unknown C compiler";
+#endif
+}
+
 int pynet_block_sizes(int dbl, int64_t *out5)
 {
     out5[0] = PYNET_MR;

@@ -36,6 +36,9 @@ finally:
     if _set_wait:
         os.environ.pop("OMP_WAIT_POLICY", None)
 
+#: the compiler that built the extension (shown by ``pynet info``)
+COMPILER = ffi.string(lib.pynet_compiler()).decode()
+
 _F32 = np.dtype(np.float32)
 _CTYPE = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
 

@@ -163,6 +163,8 @@ def test_cli_info_json():
     assert info["backends"]["numpy"]["available"]
     for key in ("versions", "cpu", "simd", "cores", "threads"):
         assert key in info
+    if info["backends"]["c"]["available"]:
+        assert info["versions"]["c_compiler"].split()[0] in ("gcc", "clang", "unknown")
 
 
 def test_cli_main_in_process(capsys):
