@@ -9,19 +9,21 @@ from kernels import contract as C
 SHAPES = [(1, 1, 1), (3, 7, 5), (61, 127, 3), (130, 67, 70)]  # (rows n, inputs i, outputs o)
 
 
+def targets(rng, dtype, loss, n, k, scale=1.0):
+    """Targets a loss accepts: one-hot rows (cross_entropy), 0/1 (binary), else normal values × scale."""
+    if loss == C.CE:
+        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    if loss == C.BCE:
+        return rng.integers(0, 2, (n, k)).astype(dtype)
+    return (rng.standard_normal((n, k)) * scale).astype(dtype)
+
+
 def _net(rng, dtype, sizes, acts, loss, n):
     sizes = np.array(sizes, np.int64)
     P = C.n_params(sizes)
     params = (rng.standard_normal(P) * 0.3).astype(dtype)
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
-    k = int(sizes[-1])
-    if loss == C.CE:
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    elif loss == C.BCE:
-        Y = rng.integers(0, 2, (n, k)).astype(dtype)
-    else:
-        Y = rng.standard_normal((n, k)).astype(dtype)
-    return sizes, np.array(acts, np.int64), params, X, Y
+    return sizes, np.array(acts, np.int64), params, X, targets(rng, dtype, loss, n, int(sizes[-1]))
 
 
 def make_args(name, dtype, rng, shape, variant=0):

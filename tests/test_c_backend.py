@@ -12,6 +12,8 @@ import pytest
 import kernels
 from kernels import contract as C
 
+from cases import targets
+
 try:
     cb = kernels.load("c").raw
 except kernels.BackendUnavailable as exc:  # pragma: no cover - only without a compiler
@@ -237,14 +239,7 @@ def _net(rng, dtype, sizes, acts, loss, n):
     params = np.concatenate([np.concatenate([rng.standard_normal(a * b) * np.sqrt(1.0 / a), np.zeros(b)])
                              for a, b in zip(sizes[:-1], sizes[1:])]).astype(dtype)
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
-    k = int(sizes[-1])
-    if loss == C.CE:
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    elif loss == C.BCE:
-        Y = rng.integers(0, 2, (n, k)).astype(dtype)
-    else:
-        Y = rng.standard_normal((n, k)).astype(dtype)
-    return sizes, np.array(acts, np.int64), params, X, Y
+    return sizes, np.array(acts, np.int64), params, X, targets(rng, dtype, loss, n, int(sizes[-1]))
 
 
 CASES = [  # (hidden acts, output act, loss, opt, momentum, nesterov, weighted)

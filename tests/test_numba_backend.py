@@ -14,6 +14,8 @@ import pytest
 import kernels
 from kernels import contract as C
 
+from cases import targets
+
 nb = pytest.importorskip("kernels.numba_backend")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,13 +40,7 @@ def problem(rng, dtype, sizes, hidden, out, loss, n, weighted=False):
     P = C.n_params(sizes)
     params = (rng.standard_normal(P) * 0.3).astype(dtype)
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
-    k = int(sizes[-1])
-    if loss == C.CE:
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    elif loss == C.BCE:
-        Y = rng.integers(0, 2, (n, k)).astype(dtype)
-    else:
-        Y = (rng.standard_normal((n, k)) * 0.5).astype(dtype)
+    Y = targets(rng, dtype, loss, n, int(sizes[-1]), scale=0.5)
     sw = rng.uniform(0.2, 2.0, n).astype(dtype) if weighted else None
     acts = np.array([hidden] * (len(sizes) - 2) + [out], np.int64)
     return sizes, acts, params, X, Y, sw
