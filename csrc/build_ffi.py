@@ -8,10 +8,10 @@ place (into kernels/) for development. Environment knobs, all optional:
 * ``PYNET_NO_OPENMP=1``  build without OpenMP (single-threaded GEMM)
 * ``PYNET_CFLAGS`` / ``PYNET_LDFLAGS``  extra flags, e.g. sanitizers (csrc/sanitize.sh)
 
-``CDEF`` repeats the declarations between the cdef markers of pynet.h; tests/test_c_backend.py
-checks that the two agree.
+``CDEF`` is read from the declarations between the cdef markers of pynet.h.
 """
 import os
+import re
 import shlex
 import sys
 
@@ -25,84 +25,15 @@ SOURCES = ["runtime.c", "real_f32.c", "real_f64.c", "ukernel_avx2.c", "vec_avx2.
 DEPENDS = ["pynet.h", "internal.h", "config.h", "ukernel_scalar.c", "gemm.c", "dense.c", "activations.c",
            "losses.c", "optimizers.c", "train.c"]
 
-CDEF = """
-void pynet_set_num_threads(int n);
-int pynet_get_num_threads(void);
-int pynet_set_simd(int on);
-int pynet_simd_active(void);
-int pynet_openmp(void);
-int pynet_block_sizes(int dbl, int64_t *out5);
-int pynet_set_gemm_path(int path);
-const char *pynet_compiler(void);
-void pynet_gemm_f32(int64_t m, int64_t n, int64_t k, const float *A, int64_t rsa, int64_t csa,
-                    const float *B, int64_t rsb, int64_t csb, float *C, int64_t ldc, int beta);
-void pynet_gemm_f64(int64_t m, int64_t n, int64_t k, const double *A, int64_t rsa, int64_t csa,
-                    const double *B, int64_t rsb, int64_t csb, double *C, int64_t ldc, int beta);
-int pynet_ukernel_f32(int simd, int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
-int pynet_ukernel_f64(int simd, int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
-void pynet_dense_forward_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *b, float *Z);
-void pynet_dense_forward_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *b, double *Z);
-void pynet_dense_backward_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *dZ,
-                              float *dW, float *db, float *dX);
-void pynet_dense_backward_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *dZ,
-                              double *dW, double *db, double *dX);
-void pynet_activation_forward_f32(int act, int64_t size, const float *Z, float *A);
-void pynet_activation_forward_f64(int act, int64_t size, const double *Z, double *A);
-void pynet_activation_backward_f32(int act, int64_t size, const float *A, const float *dA, float *dZ);
-void pynet_activation_backward_f64(int act, int64_t size, const double *A, const double *dA, double *dZ);
-void pynet_softmax_f32(int64_t n, int64_t k, const float *Z, float *P);
-void pynet_softmax_f64(int64_t n, int64_t k, const double *Z, double *P);
-void pynet_softmax_backward_f32(int64_t n, int64_t k, const float *P, const float *dP, float *dZ);
-void pynet_softmax_backward_f64(int64_t n, int64_t k, const double *P, const double *dP, double *dZ);
-double pynet_softmax_cross_entropy_f32(int64_t n, int64_t k, const float *Z, const float *Y, const float *sw, float *dZ);
-double pynet_softmax_cross_entropy_f64(int64_t n, int64_t k, const double *Z, const double *Y, const double *sw, double *dZ);
-double pynet_sigmoid_binary_cross_entropy_f32(int64_t n, int64_t k, const float *Z, const float *Y, const float *sw, float *dZ);
-double pynet_sigmoid_binary_cross_entropy_f64(int64_t n, int64_t k, const double *Z, const double *Y, const double *sw, double *dZ);
-double pynet_ssr_f32(int64_t n, int64_t k, const float *Yhat, const float *Y, const float *sw, float *dYhat);
-double pynet_ssr_f64(int64_t n, int64_t k, const double *Yhat, const double *Y, const double *sw, double *dYhat);
-double pynet_mse_f32(int64_t n, int64_t k, const float *Yhat, const float *Y, const float *sw, float *dYhat);
-double pynet_mse_f64(int64_t n, int64_t k, const double *Yhat, const double *Y, const double *sw, double *dYhat);
-double pynet_output_loss_f32(int act, int loss, int64_t n, int64_t k, const float *Z, const float *Y, const float *sw,
-                             float *A, float *dZ);
-double pynet_output_loss_f64(int act, int loss, int64_t n, int64_t k, const double *Z, const double *Y, const double *sw,
-                             double *A, double *dZ);
-double pynet_sgd_update_f32(int64_t p, float *params, const float *grads, float *velocity, double lr, double momentum,
-                            int nesterov, double weight_decay);
-double pynet_sgd_update_f64(int64_t p, double *params, const double *grads, double *velocity, double lr, double momentum,
-                            int nesterov, double weight_decay);
-double pynet_adam_update_f32(int64_t p, float *params, const float *grads, float *m, float *v, int64_t t, double lr,
-                             double beta1, double beta2, double eps, double weight_decay);
-double pynet_adam_update_f64(int64_t p, double *params, const double *grads, double *m, double *v, int64_t t, double lr,
-                             double beta1, double beta2, double eps, double weight_decay);
-double pynet_train_epoch_f32(float *params, float *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
-                             int loss, int64_t n, const float *X, const float *Y, const float *sw, int64_t m,
-                             const int64_t *perm, int64_t batch_size, int opt, const double *hyper, float *state,
-                             int64_t *step, float *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
-                             double *grad_sq);
-double pynet_train_epoch_f64(double *params, double *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
-                             int loss, int64_t n, const double *X, const double *Y, const double *sw, int64_t m,
-                             const int64_t *perm, int64_t batch_size, int opt, const double *hyper, double *state,
-                             int64_t *step, double *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
-                             double *grad_sq);
-double pynet_batch_gradient_f32(const float *params, float *grads, int64_t nlayers, const int64_t *sizes,
-                                const int64_t *acts, int loss, int64_t n, const float *X, const float *Y, const float *sw,
-                                int64_t m, const int64_t *rows, float *workspace);
-double pynet_batch_gradient_f64(const double *params, double *grads, int64_t nlayers, const int64_t *sizes,
-                                const int64_t *acts, int loss, int64_t n, const double *X, const double *Y,
-                                const double *sw, int64_t m, const int64_t *rows, double *workspace);
-int64_t pynet_train_gd_f32(float *params, float *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
-                           int loss, int64_t n, const float *X, const float *Y, const float *sw, int opt,
-                           const double *hyper, float *state, int64_t *step, double tol, int64_t max_steps,
-                           float *workspace, double *losses, double *last_step);
-int64_t pynet_train_gd_f64(double *params, double *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
-                           int loss, int64_t n, const double *X, const double *Y, const double *sw, int opt,
-                           const double *hyper, double *state, int64_t *step, double tol, int64_t max_steps,
-                           double *workspace, double *losses, double *last_step);
-void pynet_predict_f32(const float *params, int64_t nlayers, const int64_t *sizes, const int64_t *acts, int64_t n,
-                       const float *X, float *out, int64_t block, float *workspace);
-void pynet_predict_f64(const double *params, int64_t nlayers, const int64_t *sizes, const int64_t *acts, int64_t n,
-                       const double *X, double *out, int64_t block, double *workspace);
-"""
+
+def _cdef():
+    """The declarations between the cdef markers of pynet.h, comments removed: one source, no drift."""
+    with open(os.path.join(HERE, "pynet.h")) as fh:
+        block = fh.read().split("/* cdef-begin */")[1].split("/* cdef-end */")[0]
+    return re.sub(r"/\*.*?\*/", "", block, flags=re.S)
+
+
+CDEF = _cdef()
 
 
 def _rel(name):

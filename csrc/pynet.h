@@ -4,7 +4,7 @@
  * Conventions: arrays are C-contiguous; n rows, k (or o) columns; `sw` may be NULL (unweighted),
  * `dX` may be NULL (skipped). Activation/loss/optimizer codes are the contract's indices.
  * Losses return the batch loss as double; optimizers return max|Δ|.
- * The declarations between the cdef markers are mirrored in csrc/build_ffi.py (a test compares). */
+ * The declarations between the cdef markers are what csrc/build_ffi.py gives cffi. */
 #ifndef PYNET_H
 #define PYNET_H
 
