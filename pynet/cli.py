@@ -93,6 +93,9 @@ def _parser():
                    help="data-parallel over the MPI ranks: one Allreduce of the gradient per step")
     d.add_argument("--local-sgd", type=_positive_int, default=None, metavar="K",
                    help="instead: K local steps per rank, then average the parameters (one Allreduce per K steps)")
+    d.add_argument("--batches", choices=["balanced", "global"], default=None,
+                   help="global batch order: balanced (default: every rank the same share of each batch) or "
+                        "global (one shuffle of all rows: MLP.fit's exact batches; a resumed run keeps its own)")
     d.add_argument("--checkpoint", metavar="FILE", help="rank 0 writes a checkpoint here (atomically)")
     d.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N", help="epochs between checkpoints")
     d.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
@@ -174,9 +177,9 @@ def _target_arg(target):
 
 
 def _train(args):
-    if args.distributed or args.local_sgd or args.resume or args.checkpoint:
+    if args.distributed or args.local_sgd or args.resume or args.checkpoint or args.batches:
         if not args.distributed:
-            raise CLIError("--local-sgd/--checkpoint/--resume: apply to --distributed training")
+            raise CLIError("--local-sgd/--batches/--checkpoint/--resume: apply to --distributed training")
         from .distributed_cli import train
 
         return train(args)

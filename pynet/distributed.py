@@ -4,12 +4,14 @@ Each rank holds a contiguous shard of the training rows (global rows [lo, hi), i
 ranks start from rank 0's weights, optimizer state and random state (Bcast) and so draw the same
 shuffled order of the *global* rows. Two modes:
 
-* ``local_sgd=0`` (default) — synchronous data parallelism. For each global mini-batch B of that
-  order, rank r computes the gradient of its slice B_r = B ∩ shard_r with the fused ``batch_gradient``
+* ``local_sgd=0`` (default) — synchronous data parallelism. For each global mini-batch B of the
+  epoch's order, rank r computes the gradient of its slice B_r = B ∩ shard_r with the fused ``batch_gradient``
   kernel, and one ``Allreduce`` (sum) combines the buffer [W_r·g_r, W_r·L_r, W_r] where
   W_r = Σ_{i∈B_r} w_i. Then g = Σ_r W_r g_r / Σ_r W_r is exactly the gradient of the whole batch's
   mean loss (for ``ssr``, a sum, the plain sum of the g_r), even with uneven slices and sample
-  weights, and every rank applies the same ``sgd_update`` / ``adam_update``. The parameters after an
+  weights (without weights W_r / Σ_r W_r = |B_r| / |B| is known on every rank, so each rank scales
+  by it before the Allreduce and the sum is g itself: one pass over the buffer instead of two),
+  and every rank applies the same ``sgd_update`` / ``adam_update``. The parameters after an
   epoch equal those of one process with batch size B, up to rounding.
 * ``local_sgd=K`` — local SGD with parameter averaging: each rank runs the fused ``train_epoch`` over
   K local batches of B/P rows of its own shard, then one ``Allreduce`` averages θ = Σ_r θ_r / P.
@@ -17,6 +19,14 @@ shuffled order of the *global* rows. Two modes:
   no longer one process's SGD, and larger K needs more epochs for the same loss (optimizer state —
   momentum, Adam moments — stays local to each rank). Use it when the per-step Allreduce costs more
   than the compute (small networks, slow links; see docs/scaling.md).
+
+The epoch's order of the global rows (``batches``): ``"balanced"`` (default) shuffles each shard and
+interleaves the shards in proportion to their sizes (:func:`batch_order`), so every global batch takes
+the same share of rows from every rank (±1) and no rank waits for a larger slice; ``"global"`` is one
+shuffle of all rows, the exact batch sequence of ``MLP.fit`` with the same seed, at the price of
+slices that vary from batch to batch (binomially: with 2 ranks and B = 128, ±6 rows typically).
+With one rank both are the same order. Either way the result equals one process trained on that
+order with batch B.
 
 Only rank 0 shows progress and writes checkpoints (atomic, :func:`save_checkpoint`: parameters,
 optimizer state, epochs done, the generator's state and the run's settings); :func:`load_checkpoint`
@@ -38,7 +48,9 @@ from ._validation import as_labels, positive_int, sample_weights
 from .history import History
 from .progress import Progress
 
-__all__ = ["fit", "shard", "comm_world", "save_checkpoint", "load_checkpoint"]
+__all__ = ["fit", "shard", "batch_order", "comm_world", "save_checkpoint", "load_checkpoint"]
+
+BATCH_ORDERS = ("balanced", "global")
 
 CHECKPOINT_KEY = "checkpoint"
 
@@ -58,6 +70,22 @@ def shard(n: int, size: int, rank: int) -> tuple[int, int]:
     base, extra = divmod(int(n), int(size))
     lo = rank * base + min(rank, extra)
     return lo, lo + base + (rank < extra)
+
+
+def batch_order(rng, counts, batches="balanced"):
+    """The epoch's order of the global rows when rank r holds ``counts[r]`` contiguous rows.
+
+    "balanced": rank r's rows are shuffled and its i-th row gets the key (i + ½)/counts[r]; the order
+    sorts all rows by key (ties by rank), so any B consecutive rows hold B·counts[r]/n ± 1 of rank r's.
+    "global": ``rng.permutation(n)``. Both draw the same numbers when there is one rank.
+    """
+    counts = np.asarray(counts, np.int64)
+    if batches == "global" or counts.shape[0] == 1:
+        return rng.permutation(int(counts.sum()))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows = np.concatenate([rng.permutation(int(c)) + s for c, s in zip(counts, starts)])
+    keys = np.concatenate([(np.arange(c) + 0.5) / c for c in counts])
+    return rows[np.argsort(keys, kind="stable")].astype(np.int64)
 
 
 def _sum(comm, values, dtype=np.float64):
@@ -101,12 +129,13 @@ def _global_classes(net, y, comm):
 
 
 def fit(net, X, y, *, comm=None, loss=None, optimizer="sgd", lr=None, batch_size=32, epochs=10, shuffle=True,
-        sample_weight=None, momentum=None, nesterov=None, weight_decay=None, local_sgd=0, checkpoint=None,
-        checkpoint_every=1, planned_epochs=None, verbose=False, threads=None) -> History:
+        sample_weight=None, momentum=None, nesterov=None, weight_decay=None, local_sgd=0, batches="balanced",
+        checkpoint=None, checkpoint_every=1, planned_epochs=None, verbose=False, threads=None) -> History:
     """Train ``net`` on this rank's shard (X, y) for ``epochs`` more epochs; every rank calls it.
 
     g = Σ_r W_r g_r / Σ_r W_r per global batch of ``batch_size`` rows (one Allreduce per step), or with
-    ``local_sgd=K`` θ = mean_r θ_r every K local steps. Returns the same History on every rank, with
+    ``local_sgd=K`` θ = mean_r θ_r every K local steps; ``batches``: "balanced" or "global" order
+    (module docstring). Returns the same History on every rank, with
     ``allreduce_seconds`` (per epoch) and ``steps`` (Allreduces per epoch) added. Checkpoints go to
     ``checkpoint`` every ``checkpoint_every`` epochs (rank 0). ``threads``: kernel threads per rank
     (default: this node's cores divided among its ranks).
@@ -121,6 +150,8 @@ def fit(net, X, y, *, comm=None, loss=None, optimizer="sgd", lr=None, batch_size
     checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
     if isinstance(local_sgd, bool) or not isinstance(local_sgd, (int, np.integer)) or local_sgd < 0:
         raise ValueError(f"local_sgd: must be an integer >= 0 (0: one Allreduce per step), got {local_sgd!r}")
+    if batches not in BATCH_ORDERS:
+        raise ValueError(f"batches: must be one of {', '.join(BATCH_ORDERS)}, got {batches!r}")
     _backend.set_num_threads(threads if threads is not None else _kernel_threads(comm))
 
     net._choose_loss(loss)
@@ -155,10 +186,9 @@ def fit(net, X, y, *, comm=None, loss=None, optimizer="sgd", lr=None, batch_size
     planned = planned_epochs or net.epochs_trained_ + epochs
     progress = Progress(epochs, enabled=verbose and rank == 0)
     history.stop_reason = f"epochs: ran all {epochs} epochs"
-    all_rows = np.arange(n, dtype=np.int64)
     try:
         for epoch in range(epochs):
-            perm = net._rng.permutation(all_rows) if shuffle else all_rows
+            perm = batch_order(net._rng, counts, batches) if shuffle else np.arange(n, dtype=np.int64)
             mine = (perm >= lo) & (perm < lo + X.shape[0])
             t0 = time.perf_counter()
             value = run.local_sgd_epoch(perm[mine] - lo) if local_sgd else run.epoch(perm, mine, lo)
@@ -174,7 +204,8 @@ def fit(net, X, y, *, comm=None, loss=None, optimizer="sgd", lr=None, batch_size
             progress.update(epoch + 1, history)
             if checkpoint is not None and (epoch + 1) % checkpoint_every == 0 and rank == 0:
                 save_checkpoint(net, checkpoint, planned, {"optimizer": opt.name, "batch_size": batch_size,
-                                                           "local_sgd": int(local_sgd), "ranks": size})
+                                                           "local_sgd": int(local_sgd), "batches": batches,
+                                                           "ranks": size})
                 if verbose:
                     print(f"\npynet: checkpoint after epoch {net.epochs_trained_} of {planned} written to "
                           f"{checkpoint}", file=sys.stderr, flush=True)
@@ -233,27 +264,31 @@ class _Run:
             if starts[b] >= perm.shape[0]:
                 break
             rows = local[cuts[b]:cuts[b + 1]]
+            n_rows = min(B, perm.shape[0] - starts[b])
+            # the factor that turns this slice's gradient into its part of the batch's: 1 for a sum loss,
+            # n_r / n_b unweighted (known here, so the Allreduce yields g itself), W_r weighted (Σ W_r follows)
             weight = float(rows.shape[0]) if self.sw is None else float(self.sw[rows].sum(dtype=np.float64))
+            share = 1.0 if self.is_sum else weight / n_rows if self.sw is None else weight
             if weight > 0:
                 # the first call goes through the contract's checks; later ones differ only in rows
                 fn = raw.batch_gradient if self.checked else k.batch_gradient
                 value = fn(net.params, self.grads, self.sizes, self.acts, self.loss, self.X, self.Y, self.sw,
                            rows, self.workspace)
                 self.checked = True
-                if not self.is_sum:
-                    self.grads *= self.grads.dtype.type(weight)
-                self.buf[P] = value if self.is_sum else value * weight
+                if share != 1.0:
+                    self.grads *= self.grads.dtype.type(share)
+                self.buf[P] = value * share
                 self.buf[P + 1] = weight
             else:
                 self.buf[:] = 0  # no rows of this batch here: contribute nothing
             self._allreduce()
-            batch_loss = float(self.buf[P]) if self.is_sum else float(self.buf[P]) / float(self.buf[P + 1])
+            batch_loss = float(self.buf[P]) / float(self.buf[P + 1]) if self.sw is not None and not self.is_sum \
+                else float(self.buf[P])
             if not np.isfinite(batch_loss):
                 return batch_loss  # every rank sees the same sum: all stop before applying the step
-            if not self.is_sum:
+            if self.sw is not None and not self.is_sum:
                 self.grads /= self.buf[P + 1]
             self._update()
-            n_rows = min(B, perm.shape[0] - starts[b])
             total += batch_loss if self.is_sum else batch_loss * n_rows
             rows_seen += n_rows
         return total if self.is_sum else total / rows_seen

@@ -84,6 +84,7 @@ def _train(args, comm):
     if args.resume:
         net, info = distributed.load_checkpoint(args.resume, backend=args.backend)
         planned = info["planned_epochs"]
+        batches = args.batches or info.get("batches", "balanced")
         epochs = planned - info["epochs_done"]
         if epochs < 1:
             raise ValueError(f"--resume: the run in {args.resume} already finished its {planned} epochs")
@@ -92,6 +93,7 @@ def _train(args, comm):
         output = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(loss, "identity")
         net = MLP([Xtr.shape[1], *args.hidden, n_out], activation=args.activation, output=output,
                   backend=args.backend, dtype=args.dtype, seed=args.seed, standardize=not args.no_standardize)
+        batches = args.batches or "balanced"
         planned = epochs = args.epochs or max(30, min(1000, 2000 // -(-n_train // batch_size)))
     lr = args.lr if args.lr is not None else {"adam": 0.001}.get(args.optimizer, 0.05)
     t0 = time.perf_counter()
@@ -99,7 +101,7 @@ def _train(args, comm):
         warnings.simplefilter("always")
         history = distributed.fit(net, Xtr, ytr, comm=comm, loss=loss, optimizer=args.optimizer, lr=lr,
                                   batch_size=batch_size, epochs=epochs, momentum=args.momentum,
-                                  local_sgd=args.local_sgd or 0, checkpoint=args.checkpoint,
+                                  local_sgd=args.local_sgd or 0, batches=batches, checkpoint=args.checkpoint,
                                   checkpoint_every=args.checkpoint_every, planned_epochs=planned,
                                   verbose=not (args.quiet or args.json), threads=args.threads)
     seconds = time.perf_counter() - t0
@@ -107,6 +109,7 @@ def _train(args, comm):
     summary = {"backend": net.backend, "dataset": args.dataset or args.csv or args.npz, "layers": net.layers,
                "loss": loss, "optimizer": args.optimizer, "ranks": size,
                "mode": f"local_sgd every {args.local_sgd} steps" if args.local_sgd else "allreduce every step",
+               "batches": batches,
                "epochs": history.epochs, "epochs_trained": net.epochs_trained_, "train_rows": n_train,
                "train_seconds": round(seconds, 4),
                "epoch_seconds": [round(s, 4) for s in history.seconds],

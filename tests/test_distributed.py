@@ -51,40 +51,73 @@ def _data(n=203, seed=3):
 EQUIV = textwrap.dedent("""
     import sys, numpy as np, pynet
     from pynet import distributed
-    from tests.test_distributed import _data
+    from tests.test_distributed import _data, _settings
     comm = distributed.comm_world()
     X, y, w = _data()
     lo, hi = distributed.shard(len(X), comm.Get_size(), comm.Get_rank())
-    opt, backend, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    opt, batches, weighted, backend, out = sys.argv[1:6]
     net = pynet.MLP([6, 9, 3], activation="tanh", dtype="float64", seed=4, standardize=True, backend=backend)
-    settings = dict(lr=0.05, momentum=0.9) if opt == "sgd" else dict(lr=0.01)
-    h = distributed.fit(net, X[lo:hi], y[lo:hi], sample_weight=w[lo:hi], loss="cross_entropy", optimizer=opt,
-                        batch_size=24, epochs=3, **settings)
+    sw = w[lo:hi] if weighted == "1" else None
+    h = distributed.fit(net, X[lo:hi], y[lo:hi], sample_weight=sw, batches=batches, epochs=3, **_settings(opt))
     if comm.Get_rank() == 0:
         np.savez(out, params=net.params, loss=np.array(h.loss), mean=net.mean_, steps=np.array(h.steps))
 """)
 
 
+def _settings(opt):
+    lr = dict(lr=0.05, momentum=0.9) if opt == "sgd" else dict(lr=0.01)
+    return dict(loss="cross_entropy", optimizer=opt, batch_size=24, **lr)
+
+
 @needs_mpiexec
-@pytest.mark.parametrize("opt", ["sgd", "adam"])
-def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, opt):
-    """Uneven shards (203 rows), uneven slices of each batch, sample weights, string labels, standardisation:
-    after 3 epochs the parameters are one process's within the contract's float64 tolerance."""
+@pytest.mark.parametrize("opt,batches,weighted", [("sgd", "global", True), ("adam", "global", True),
+                                                  ("sgd", "balanced", True), ("adam", "balanced", False)])
+def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, opt, batches, weighted):
+    """Uneven shards (203 rows), sample weights or none, string labels, standardisation: after 3 epochs the
+    parameters are those of one process trained on the same order with the same batch size, within the
+    contract's float64 tolerance. "global" order: that process is plain MLP.fit with the same seed;
+    "balanced": it fits each epoch's batch_order (drawn from the same generator) without shuffling."""
     script = tmp_path / "equiv.py"
     script.write_text(EQUIV)
     out = tmp_path / "two.npz"
-    run = _mpi(2, [str(script), opt, FAST, str(out)])
+    run = _mpi(2, [str(script), opt, batches, "1" if weighted else "0", FAST, str(out)])
     assert run.returncode == 0, run.stderr
     got = np.load(out)
     X, y, w = _data()
+    w = w if weighted else None
     net = pynet.MLP([6, 9, 3], activation="tanh", dtype="float64", seed=4, standardize=True, backend=FAST)
-    settings = dict(lr=0.05, momentum=0.9) if opt == "sgd" else dict(lr=0.01)
-    h = net.fit(X, y, sample_weight=w, loss="cross_entropy", optimizer=opt, batch_size=24, epochs=3, **settings)
+    if batches == "global":
+        h = net.fit(X, y, sample_weight=w, epochs=3, **_settings(opt))
+        losses = h.loss
+    else:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = net._rng.bit_generator.state  # the generator every rank starts from
+        counts = [hi - lo for lo, hi in (distributed.shard(len(X), 2, r) for r in range(2))]
+        losses = []
+        for _ in range(3):
+            order = distributed.batch_order(rng, counts)
+            h = net.fit(X[order], y[order], sample_weight=None if w is None else w[order], shuffle=False,
+                        epochs=1, **_settings(opt))
+            losses += h.loss
     assert got["steps"].tolist() == [9, 9, 9]  # ceil(203 / 24): one Allreduce per global step
     assert C.close(got["mean"], net.mean_, np.float64)
-    assert C.close(got["loss"], h.loss, np.float64)
+    assert C.close(got["loss"], losses, np.float64)
     assert C.close(got["params"], net.params, np.float64)
     assert not np.allclose(got["params"], pynet.MLP([6, 9, 3], activation="tanh", dtype="float64", seed=4).params)
+
+
+def test_batch_order_balances_every_batch_and_is_a_permutation():
+    rng = np.random.default_rng(0)
+    for counts in ([102, 101], [50, 50, 49], [7, 300]):
+        order = distributed.batch_order(rng, counts)
+        assert np.array_equal(np.sort(order), np.arange(sum(counts)))
+        owner = np.searchsorted(np.cumsum(counts), order, side="right")
+        for start in range(0, sum(counts) - 32, 32):
+            got = np.bincount(owner[start:start + 32], minlength=len(counts))
+            assert np.all(np.abs(got - 32 * np.array(counts) / sum(counts)) <= 1 + 1e-9), (counts, start, got)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert np.array_equal(distributed.batch_order(a, [40]), b.permutation(40))  # one rank: MLP.fit's order
+    assert not np.array_equal(distributed.batch_order(a, [20, 20]), distributed.batch_order(b, [20, 20], "global"))
 
 
 @pytest.mark.parametrize("loss", ["ssr", "mse"])
@@ -134,6 +167,8 @@ def test_distributed_rejects_what_it_cannot_do():
         distributed.fit(net, X, y, optimizer="gd")
     with pytest.raises(ValueError, match="local_sgd"):
         distributed.fit(net, X, y, local_sgd=-1)
+    with pytest.raises(ValueError, match="batches"):
+        distributed.fit(net, X, y, batches="random")
     with pytest.raises(ValueError, match="batch_size"):
         distributed.fit(net, X, y, loss="cross_entropy", batch_size=21)
 

@@ -1,6 +1,6 @@
 """Seconds per epoch of pynet.distributed.fit on random data, for docs/scaling.md.
 
-mpiexec -n P python benchmarks/scaling/mpi_epoch.py --layers 784,128,10 --samples 60000 --batch 128 [--local-sgd K]
+mpiexec -n P python benchmarks/scaling/mpi_epoch.py --layers 784,128,10 --samples 60000 --batch 128 [--local-sgd K] [--batches global]
 Each rank generates only its shard (seeded by global row block); one warm-up epoch, then --epochs timed.
 """
 import argparse
@@ -17,6 +17,7 @@ p.add_argument("--samples", type=int, default=60000)
 p.add_argument("--batch", type=int, default=128)
 p.add_argument("--epochs", type=int, default=3)
 p.add_argument("--local-sgd", type=int, default=0)
+p.add_argument("--batches", default="balanced", choices=["balanced", "global"])
 p.add_argument("--backend", default="c")
 p.add_argument("--dtype", default="float32")
 a = p.parse_args()
@@ -27,11 +28,11 @@ rng = np.random.default_rng(lo)
 X = rng.standard_normal((hi - lo, layers[0])).astype(a.dtype)
 y = rng.integers(0, layers[-1], hi - lo)
 net = pynet.MLP(layers, activation="relu", dtype=a.dtype, backend=a.backend, seed=0)
-kw = dict(loss="cross_entropy", lr=0.01, batch_size=a.batch, local_sgd=a.local_sgd, threads=1)
+kw = dict(loss="cross_entropy", lr=0.01, batch_size=a.batch, local_sgd=a.local_sgd, batches=a.batches, threads=1)
 distributed.fit(net, X, y, epochs=1, **kw)
 h = distributed.fit(net, X, y, epochs=a.epochs, **kw)
 if comm.Get_rank() == 0:
     steps = sum(h.steps)
-    print(json.dumps({"ranks": comm.Get_size(), "layers": layers, "local_sgd": a.local_sgd, "backend": a.backend,
+    print(json.dumps({"ranks": comm.Get_size(), "layers": layers, "local_sgd": a.local_sgd, "batches": a.batches, "backend": a.backend,
                       "epoch_seconds": [round(s, 4) for s in h.seconds], "median_epoch_s": float(np.median(h.seconds)),
                       "allreduce_ms_per_step": 1e3 * sum(h.allreduce_seconds) / steps, "steps_per_epoch": h.steps[0]}))
