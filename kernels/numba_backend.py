@@ -114,12 +114,11 @@ def _ukern_codegen(direct):
     loop; each k step is two vector loads of B, MR broadcasts of A and 2·MR fused multiply-adds
     (``vbroadcastss`` + ``vfmadd231ps %ymm`` on AVX2), the k sum in order, one FMA per term.
     ``direct``: A is read in place through strides (row r at ao + r·sar, k at + k·sak), B through its row
-    stride ldb, rows ≥ nrows repeat the last valid row (computed, never stored) and C is overwritten.
+    stride ldb, and rows ≥ nrows repeat the last valid row (computed, never stored).
     """
     def codegen(context, builder, signature, args):
         if direct:
-            kc_, ap_, ao_, sar_, sak_, bp_, bo_, ldb_, c_, co_, ldc_, nrows_ = args
-            acc_ = None
+            kc_, ap_, ao_, sar_, sak_, bp_, bo_, ldb_, c_, co_, ldc_, nrows_, acc_ = args
         else:
             kc_, ap_, ao_, bp_, bo_, c_, co_, ldc_, acc_ = args
         Aty = signature.args[1]
@@ -186,6 +185,7 @@ def _ukern_codegen(direct):
         for p, v in zip(accs, new):
             p.add_incoming(v, tail)
         builder.position_at_end(done)
+        add = builder.icmp_signed("!=", acc_, ir.Constant(acc_.type, 0))
         if direct:
             for r in range(MR):
                 roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
@@ -198,12 +198,13 @@ def _ukern_codegen(direct):
                     builder.position_at_end(store)
                 for h in range(2):
                     ptr = builder.bitcast(builder.gep(cp, [builder.add(roff, ir.Constant(i64, h * vw))]), vptr)
-                    builder.store(accs[2 * r + h], ptr, align=4)
+                    old = builder.load(ptr, align=4)
+                    builder.store(builder.select(add, builder.fadd(old, accs[2 * r + h]), accs[2 * r + h]), ptr,
+                                  align=4)
                 if store is not None:
                     builder.branch(after)
                     builder.position_at_end(after)
         else:
-            add = builder.icmp_signed("!=", acc_, ir.Constant(acc_.type, 0))
             for r in range(MR):
                 roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
                 for h in range(2):
@@ -226,11 +227,12 @@ def _ukern(typingctx, kc, Ap, ao, Bp, bo, C, co, ldc, acc):
 
 
 @intrinsic
-def _ukern_direct(typingctx, kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows):
+def _ukern_direct(typingctx, kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc):
     """The micro-kernel on unpacked operands (flat offsets into the arrays' data, any ndim):
-    C[co + r·ldc + j] = Σ_{k<kc} A[ao + r·sar + k·sak] · B[bo + k·ldb + j] for r < nrows ≤ MR, j < NR.
-    Rows r ≥ nrows read row nrows − 1 (in bounds) and are not stored; all NR columns of B must exist."""
-    return types.void(kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows), _ukern_codegen(True)
+    C[co + r·ldc + j] (+)= Σ_{k<kc} A[ao + r·sar + k·sak] · B[bo + k·ldb + j] for r < nrows ≤ MR, j < NR.
+    Rows r ≥ nrows read row nrows − 1 (in bounds) and are not stored; all NR columns of B must exist.
+    The same arithmetic as :func:`_ukern` (``acc`` != 0 adds the k-block's sum to C)."""
+    return types.void(kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc), _ukern_codegen(True)
 
 
 @intrinsic
@@ -427,14 +429,14 @@ def _gemm_direct(A, ta, B, tb, C, Bp):
             ao = i * sar
             if w == nr:
                 if tb:
-                    _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows)
+                    _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows, _rt(0))
                 else:
-                    _ukern_direct(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows)
+                    _ukern_direct(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows, _rt(0))
                 continue
             if tb:
-                _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, Bp, to, nr, rows)
+                _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, Bp, to, nr, rows, _rt(0))
             else:
-                _ukern_direct(K, A, ao, sar, sak, Bp, _rt(0), nr, Bp, to, nr, rows)
+                _ukern_direct(K, A, ao, sar, sak, Bp, _rt(0), nr, Bp, to, nr, rows, _rt(0))
             for r in range(rows):
                 c = C[i + r]
                 for jj in range(w):
@@ -487,12 +489,67 @@ def _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, t, ntj):
                 c[j] += bias[j]
 
 
+#: The panel path serves products whose A (read in place, re-read once per column panel) fits in L2.
+PANEL_A_BYTES = 512 * 1024
+#: ... and that have at least this many NR-column panels to share among the threads.
+PANEL_MIN = 4
+
+
+@njit(**_JIT)
+def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u):
+    """Column panel u (NR wide, all rows) of C = op(A)·B (+ bias): per k-block, in order, this thread
+    packs the block's KC×NR slab of B into its slot of Ap (L1-sized) and the micro-kernel reads op(A) in
+    place through its strides. No shared packing, so no barrier; the arithmetic (an FMA chain per
+    k-block, blocks added in order) is the packed path's, bit for bit."""
+    n, m = C.shape
+    nr = _nr(C)
+    j = u * nr
+    w = min(nr, m - j)
+    lda = A.shape[1]
+    sar = 1 if ta else lda
+    sak = lda if ta else 1
+    slot = numba.get_thread_id()
+    sb = slot * MC * KC  # B slab in this thread's A-packing slot (KC·NR ≤ MC·KC)
+    to = Npad * K + slot * MR * nr  # edge buffer
+    zero = _as(0, C)
+    for q in range((K + KC - 1) // KC):
+        k0 = q * KC
+        kc = min(KC, K - k0)
+        for k in range(kc):
+            row = B[k0 + k]
+            o = sb + k * nr
+            for jj in range(w):
+                Ap[o + jj] = row[j + jj]
+            for jj in range(w, nr):
+                Ap[o + jj] = zero
+        acc = 1 if q > 0 else 0
+        for i in range(0, n, MR):
+            rows = min(MR, n - i)
+            ao = i * sar + k0 * sak
+            if w == nr:
+                _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, C, i * m + j, m, rows, acc)
+            else:
+                _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, Bp, to, nr, rows, _rt(0))
+                for r in range(rows):
+                    c = C[i + r]
+                    for jj in range(w):
+                        v = Bp[to + r * nr + jj]
+                        c[j + jj] = c[j + jj] + v if acc else v
+    if use_bias:
+        for i in range(n):
+            c = C[i]
+            for jj in range(j, j + w):
+                c[jj] += bias[jj]
+
+
 @njit(**_JIT)
 def _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
-    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u."""
+    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u, 3 C panel u."""
     if phase == 1:
         npb = Npad // _nr(C)
         _pack_b(B, tb, Bp, C.shape[1], K, Npad, u % npb, u // npb)
+    elif phase == 3:
+        _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u)
     else:
         _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, u, ntj)
 
@@ -529,6 +586,14 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, Ap, Bp, par):
         return
     nr = _nr(C)
     Npad = ((m + nr - 1) // nr) * nr
+    npan = Npad // nr
+    if not tb and npan >= PANEL_MIN and n * K * C.itemsize <= PANEL_A_BYTES:
+        if par > 1:
+            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1)
+        else:
+            for u in range(npan):
+                _gemm_work(3, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1)
+        return
     nq = (K + KC - 1) // KC
     ntj = (m + NT - 1) // NT
     ntiles = ((n + MC - 1) // MC) * ntj
