@@ -554,11 +554,27 @@ def _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
         _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, u, ntj)
 
 
+@intrinsic
+def _claim(typingctx, counter):
+    """Atomically counter[0] += 1, returning the old value: threads claim work units one at a time."""
+    def codegen(context, builder, signature, args):
+        ptr = context.make_array(counter)(context, builder, args[0]).data
+        return builder.atomic_rmw("add", ptr, ir.Constant(ir.IntType(64), 1), "monotonic")
+    return types.int64(counter), codegen
+
+
 @njit(parallel=True, **_JIT)
-def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
-    """The only parallel region: one prange over independent work units (compiles once per dtype)."""
-    for u in prange(count):
-        _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, slots):
+    """The only parallel region (compiles once per dtype): each thread claims work units from a shared
+    counter until none is left, so a thread the OS deschedules on this shared machine does not hold
+    up the others with a fixed share (a static split made the region wait for it). Which thread runs
+    a unit never changes its result."""
+    nxt = np.zeros(1, np.int64)
+    for t in prange(slots):
+        u = _claim(nxt)
+        while u < count:
+            _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+            u = _claim(nxt)
 
 
 #: Packing op(B) goes parallel only when it is this large (a parallel region costs a barrier).
@@ -589,7 +605,7 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, Ap, Bp, par):
     npan = Npad // nr
     if not tb and npan >= PANEL_MIN and n * K * C.itemsize <= PANEL_A_BYTES:
         if par > 1:
-            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1)
+            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1, par)
         else:
             for u in range(npan):
                 _gemm_work(3, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1)
@@ -600,12 +616,12 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, Ap, Bp, par):
     parallel = par > 1 and 2 * n * m * K >= PAR_FLOPS
     nb = (Npad // nr) * nq
     if parallel and K * m >= PAR_PACK:
-        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, par)
     else:
         for u in range(nb):
             _gemm_work(1, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
     if parallel and ntiles > 1:
-        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, par)
     else:
         for u in range(ntiles):
             _gemm_work(2, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
