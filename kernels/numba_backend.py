@@ -107,12 +107,13 @@ MC, NT = 72, 128    # a parallel work unit is an MC×NT tile of C (12 A-panels �
 PAR_FLOPS = 2 * 128 * 128 * 128
 
 
-def _ukern_codegen(direct):
+def _ukern_codegen(direct, mr=MR):
     """LLVM IR of the MR×NR register-blocked micro-kernel (see :func:`_ukern` and :func:`_ukern_direct`).
 
     The 2·MR accumulators are SSA vector values (phi nodes), so they live in registers for the whole k
     loop; each k step is two vector loads of B, MR broadcasts of A and 2·MR fused multiply-adds
     (``vbroadcastss`` + ``vfmadd231ps %ymm`` on AVX2), the k sum in order, one FMA per term.
+    ``mr`` rows (MR, or fewer for a short last row block of the direct kernel).
     ``direct``: A is read in place through strides (row r at ao + r·sar, k at + k·sak), B through its row
     stride ldb, and rows ≥ nrows repeat the last valid row (computed, never stored).
     """
@@ -138,7 +139,7 @@ def _ukern_codegen(direct):
         if direct:
             last = builder.sub(nrows_, ir.Constant(i64, 1))
             rowoff = []
-            for r in range(MR):
+            for r in range(mr):
                 rr = ir.Constant(i64, r)
                 rr = builder.select(builder.icmp_signed("<", rr, nrows_), rr, last)
                 rowoff.append(builder.add(ao_, builder.mul(rr, sar_)))
@@ -154,7 +155,7 @@ def _ukern_codegen(direct):
         k = builder.phi(i64)
         k.add_incoming(ir.Constant(i64, 0), pre)
         accs = []
-        for _ in range(2 * MR):
+        for _ in range(2 * mr):
             p = builder.phi(vty)
             p.add_incoming(zero, pre)
             accs.append(p)
@@ -169,7 +170,7 @@ def _ukern_codegen(direct):
         else:
             aoff = builder.add(ao_, builder.mul(k, ir.Constant(i64, MR)))
         new = []
-        for r in range(MR):
+        for r in range(mr):
             if direct:
                 idx = builder.add(rowoff[r], kk)
             else:
@@ -187,7 +188,7 @@ def _ukern_codegen(direct):
         builder.position_at_end(done)
         add = builder.icmp_signed("!=", acc_, ir.Constant(acc_.type, 0))
         if direct:
-            for r in range(MR):
+            for r in range(mr):
                 roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
                 if r == 0:
                     store = None
@@ -205,7 +206,7 @@ def _ukern_codegen(direct):
                     builder.branch(after)
                     builder.position_at_end(after)
         else:
-            for r in range(MR):
+            for r in range(mr):
                 roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
                 for h in range(2):
                     ptr = builder.bitcast(builder.gep(cp, [builder.add(roff, ir.Constant(i64, h * vw))]), vptr)
@@ -233,6 +234,17 @@ def _ukern_direct(typingctx, kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows,
     Rows r ≥ nrows read row nrows − 1 (in bounds) and are not stored; all NR columns of B must exist.
     The same arithmetic as :func:`_ukern` (``acc`` != 0 adds the k-block's sum to C)."""
     return types.void(kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc), _ukern_codegen(True)
+
+
+#: Rows of the short direct kernel: 32- and 128-row batches end in a 2-row block (32 = 5·6 + 2).
+MR_SHORT = 2
+
+
+@intrinsic
+def _ukern_direct_short(typingctx, kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc):
+    """:func:`_ukern_direct` with MR_SHORT rows, for a last row block of at most MR_SHORT rows (the
+    6-row kernel would compute 6 rows to store 2)."""
+    return types.void(kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc), _ukern_codegen(True, MR_SHORT)
 
 
 @intrinsic
@@ -429,9 +441,15 @@ def _gemm_direct(A, ta, B, tb, C, Bp):
             ao = i * sar
             if w == nr:
                 if tb:
-                    _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows, _rt(0))
+                    if rows <= MR_SHORT:
+                        _ukern_direct_short(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows, _rt(0))
+                    else:
+                        _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows, _rt(0))
                 else:
-                    _ukern_direct(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows, _rt(0))
+                    if rows <= MR_SHORT:
+                        _ukern_direct_short(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows, _rt(0))
+                    else:
+                        _ukern_direct(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows, _rt(0))
                 continue
             if tb:
                 _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, Bp, to, nr, rows, _rt(0))
@@ -527,7 +545,10 @@ def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u):
             rows = min(MR, n - i)
             ao = i * sar + k0 * sak
             if w == nr:
-                _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, C, i * m + j, m, rows, acc)
+                if rows <= MR_SHORT:
+                    _ukern_direct_short(kc, A, ao, sar, sak, Ap, sb, nr, C, i * m + j, m, rows, acc)
+                else:
+                    _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, C, i * m + j, m, rows, acc)
             else:
                 _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, Bp, to, nr, rows, _rt(0))
                 for r in range(rows):
