@@ -15,12 +15,17 @@ Design notes (why, not what)
   tolerance. No ``nnan``/``ninf`` anywhere: a non-finite loss must still be seen as such. Activations,
   losses and optimizers run in the array's own dtype, mirroring the reference step by step.
 * GEMM: one routine, ``_gemm(A, ta, B, tb, C, …)`` on C-contiguous operands with transpose flags, so one
-  specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. op(B) is packed into zero-padded
-  KC×NR panels, each MC×NT tile of C packs its rows of op(A) into its thread's slot, and the
-  micro-kernel keeps a 6×16 (float32) block of C in twelve ymm registers across the k loop
-  (``vbroadcastss`` + ``vfmadd231ps``, no spills; check with ``inspect_asm``). Tiles are owned by one
-  work unit and summed over k in a fixed order, so results do not depend on the thread count;
-  ``prange`` runs over tiles above PAR_FLOPS. Packing scratch is allocated once per fused call (epoch).
+  specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. The micro-kernel keeps a 6×16
+  (float32) block of C in twelve ymm registers across the k loop (``vbroadcastss`` + ``vfmadd231ps``,
+  no spills; check with ``inspect_asm``). Three paths, chosen by shape only:
+  direct (below DIRECT_FLOPS, serial): A and B read in place, nothing packed but a transposed op(B);
+  panel (A ≤ PANEL_A_BYTES, B not transposed): one 16-wide column panel of C per work unit, its B slab
+  packed into the thread's L1 slot, A in place; packed (the rest): op(B) packed into KC×NR panels, each
+  MC×NT tile of C packs its rows of op(A). Each C element is summed by FMAs in k order (the panel and
+  packed paths per KC block, blocks added in order, identically), whichever thread computes it, so
+  results do not depend on the thread count. Parallel
+  regions (one ``prange``) let threads claim work units from an atomic counter. Packing scratch is
+  allocated once per fused call (epoch).
 * Compile time: Numba specialises a callee on every *constant* argument (``f(x, True)`` and
   ``f(x, False)`` compile twice, with everything they call); call sites pass constants through
   :func:`_rt`. The public wrappers normalise what they pass (read-only inputs aliased as writable,
