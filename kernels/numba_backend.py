@@ -15,12 +15,17 @@ Design notes (why, not what)
   tolerance. No ``nnan``/``ninf`` anywhere: a non-finite loss must still be seen as such. Activations,
   losses and optimizers run in the array's own dtype, mirroring the reference step by step.
 * GEMM: one routine, ``_gemm(A, ta, B, tb, C, …)`` on C-contiguous operands with transpose flags, so one
-  specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. op(B) is packed into zero-padded
-  KC×NR panels, each MC×NT tile of C packs its rows of op(A) into its thread's slot, and the
-  micro-kernel keeps a 6×16 (float32) block of C in twelve ymm registers across the k loop
-  (``vbroadcastss`` + ``vfmadd231ps``, no spills; check with ``inspect_asm``). Tiles are owned by one
-  work unit and summed over k in a fixed order, so results do not depend on the thread count;
-  ``prange`` runs over tiles above PAR_FLOPS. Packing scratch is allocated once per fused call (epoch).
+  specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. The micro-kernel keeps a 6×16
+  (float32) block of C in twelve ymm registers across the k loop (``vbroadcastss`` + ``vfmadd231ps``,
+  no spills; check with ``inspect_asm``). Three paths, chosen by shape only:
+  direct (below DIRECT_FLOPS, serial): A and B read in place, nothing packed but a transposed op(B);
+  panel (A ≤ PANEL_A_BYTES, B not transposed): one 16-wide column panel of C per work unit, its B slab
+  packed into the thread's L1 slot, A in place; packed (the rest): op(B) packed into KC×NR panels, each
+  MC×NT tile of C packs its rows of op(A). Each C element is summed by FMAs in k order (the panel and
+  packed paths per KC block, blocks added in order, identically), whichever thread computes it, so
+  results do not depend on the thread count. Parallel
+  regions (one ``prange``) let threads claim work units from an atomic counter. Packing scratch is
+  allocated once per fused call (epoch).
 * Compile time: Numba specialises a callee on every *constant* argument (``f(x, True)`` and
   ``f(x, False)`` compile twice, with everything they call); call sites pass constants through
   :func:`_rt`. The public wrappers normalise what they pass (read-only inputs aliased as writable,
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 
@@ -106,33 +112,45 @@ MC, NT = 72, 128    # a parallel work unit is an MC×NT tile of C (12 A-panels �
 PAR_FLOPS = 2 * 128 * 128 * 128
 
 
-@intrinsic
-def _ukern(typingctx, kc, Ap, ao, Bp, bo, C, co, ldc, acc):
-    """Register-blocked micro-kernel, written in LLVM IR because Numba has no vector type.
+def _ukern_codegen(direct, mr=MR):
+    """LLVM IR of the MR×NR register-blocked micro-kernel (see :func:`_ukern` and :func:`_ukern_direct`).
 
-    C[co + r·ldc + j] (+)= Σ_{k<kc} Ap[ao + k·MR + r] · Bp[bo + k·NR + j] for r < MR, j < NR, where NR is
-    two SIMD vectors (16 float32 / 8 float64). The 2·MR accumulators are SSA vector values (phi nodes),
-    so they live in registers for the whole k loop; each k step is two vector loads of B, MR broadcasts
-    of A and 2·MR fused multiply-adds (``vbroadcastss`` + ``vfmadd231ps %ymm`` on AVX2). The k sum runs
-    in order, one FMA per term. ``acc`` != 0 adds to C, otherwise C is overwritten.
+    The 2·MR accumulators are SSA vector values (phi nodes), so they live in registers for the whole k
+    loop; each k step is two vector loads of B, MR broadcasts of A and 2·MR fused multiply-adds
+    (``vbroadcastss`` + ``vfmadd231ps %ymm`` on AVX2), the k sum in order, one FMA per term.
+    ``mr`` rows (MR, or fewer for a short last row block of the direct kernel).
+    ``direct``: A is read in place through strides (row r at ao + r·sar, k at + k·sak), B through its row
+    stride ldb, and rows ≥ nrows repeat the last valid row (computed, never stored).
     """
-    sig = types.void(kc, Ap, ao, Bp, bo, C, co, ldc, acc)
-
     def codegen(context, builder, signature, args):
-        kc_, ap_, ao_, bp_, bo_, c_, co_, ldc_, acc_ = args
-        fty = context.get_value_type(Ap.dtype)
-        vw = 8 if Ap.dtype == types.float32 else 4  # one 32-byte vector
+        if direct:
+            kc_, ap_, ao_, sar_, sak_, bp_, bo_, ldb_, c_, co_, ldc_, nrows_, acc_ = args
+        else:
+            kc_, ap_, ao_, bp_, bo_, c_, co_, ldc_, acc_ = args
+        Aty = signature.args[1]
+        fty = context.get_value_type(Aty.dtype)
+        vw = 8 if Aty.dtype == types.float32 else 4  # one 32-byte vector
         vty = ir.VectorType(fty, vw)
         vptr = vty.as_pointer()
         i64 = ir.IntType(64)
-        ap = context.make_array(Ap)(context, builder, ap_).data
-        bp = context.make_array(Bp)(context, builder, bp_).data
-        cp = context.make_array(C)(context, builder, c_).data
+        ap = context.make_array(Aty)(context, builder, ap_).data
+        bp = context.make_array(signature.args[5 if direct else 3])(context, builder, bp_).data
+        cp = context.make_array(signature.args[8 if direct else 5])(context, builder, c_).data
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
                                              "llvm.fma.v%d%s" % (vw, "f32" if vw == 8 else "f64"))
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * vw)
         undef = ir.Constant(vty, ir.Undefined)
         splat = ir.Constant(ir.VectorType(ir.IntType(32), vw), [0] * vw)
+        if direct:
+            last = builder.sub(nrows_, ir.Constant(i64, 1))
+            rowoff = []
+            for r in range(mr):
+                rr = ir.Constant(i64, r)
+                rr = builder.select(builder.icmp_signed("<", rr, nrows_), rr, last)
+                rowoff.append(builder.add(ao_, builder.mul(rr, sar_)))
+            bstep = ldb_
+        else:
+            bstep = ir.Constant(i64, 2 * vw)
         pre = builder.block
         head = builder.append_basic_block()
         body = builder.append_basic_block()
@@ -142,20 +160,27 @@ def _ukern(typingctx, kc, Ap, ao, Bp, bo, C, co, ldc, acc):
         k = builder.phi(i64)
         k.add_incoming(ir.Constant(i64, 0), pre)
         accs = []
-        for _ in range(2 * MR):
+        for _ in range(2 * mr):
             p = builder.phi(vty)
             p.add_incoming(zero, pre)
             accs.append(p)
         builder.cbranch(builder.icmp_signed("<", k, kc_), body, done)
         builder.position_at_end(body)
-        boff = builder.add(bo_, builder.mul(k, ir.Constant(i64, 2 * vw)))
+        boff = builder.add(bo_, builder.mul(k, bstep))
         b0 = builder.load(builder.bitcast(builder.gep(bp, [boff]), vptr), align=4)
         b1 = builder.load(builder.bitcast(builder.gep(bp, [builder.add(boff, ir.Constant(i64, vw))]), vptr),
                           align=4)
-        aoff = builder.add(ao_, builder.mul(k, ir.Constant(i64, MR)))
+        if direct:
+            kk = builder.mul(k, sak_)
+        else:
+            aoff = builder.add(ao_, builder.mul(k, ir.Constant(i64, MR)))
         new = []
-        for r in range(MR):
-            a = builder.load(builder.gep(ap, [builder.add(aoff, ir.Constant(i64, r))]))
+        for r in range(mr):
+            if direct:
+                idx = builder.add(rowoff[r], kk)
+            else:
+                idx = builder.add(aoff, ir.Constant(i64, r))
+            a = builder.load(builder.gep(ap, [idx]))
             av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i64, 0)), undef, splat)
             new.append(builder.call(fma, [av, b0, accs[2 * r]]))
             new.append(builder.call(fma, [av, b1, accs[2 * r + 1]]))
@@ -167,15 +192,64 @@ def _ukern(typingctx, kc, Ap, ao, Bp, bo, C, co, ldc, acc):
             p.add_incoming(v, tail)
         builder.position_at_end(done)
         add = builder.icmp_signed("!=", acc_, ir.Constant(acc_.type, 0))
-        for r in range(MR):
-            roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
-            for h in range(2):
-                ptr = builder.bitcast(builder.gep(cp, [builder.add(roff, ir.Constant(i64, h * vw))]), vptr)
-                old = builder.load(ptr, align=4)
-                builder.store(builder.select(add, builder.fadd(old, accs[2 * r + h]), accs[2 * r + h]), ptr,
-                              align=4)
+        if direct:
+            for r in range(mr):
+                roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
+                if r == 0:
+                    store = None
+                else:
+                    store = builder.append_basic_block()
+                    after = builder.append_basic_block()
+                    builder.cbranch(builder.icmp_signed("<", ir.Constant(i64, r), nrows_), store, after)
+                    builder.position_at_end(store)
+                for h in range(2):
+                    ptr = builder.bitcast(builder.gep(cp, [builder.add(roff, ir.Constant(i64, h * vw))]), vptr)
+                    old = builder.load(ptr, align=4)
+                    builder.store(builder.select(add, builder.fadd(old, accs[2 * r + h]), accs[2 * r + h]), ptr,
+                                  align=4)
+                if store is not None:
+                    builder.branch(after)
+                    builder.position_at_end(after)
+        else:
+            for r in range(mr):
+                roff = builder.add(co_, builder.mul(ldc_, ir.Constant(i64, r)))
+                for h in range(2):
+                    ptr = builder.bitcast(builder.gep(cp, [builder.add(roff, ir.Constant(i64, h * vw))]), vptr)
+                    old = builder.load(ptr, align=4)
+                    builder.store(builder.select(add, builder.fadd(old, accs[2 * r + h]), accs[2 * r + h]), ptr,
+                                  align=4)
         return context.get_dummy_value()
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def _ukern(typingctx, kc, Ap, ao, Bp, bo, C, co, ldc, acc):
+    """Register-blocked micro-kernel on packed panels, written in LLVM IR because Numba has no vector type.
+
+    C[co + r·ldc + j] (+)= Σ_{k<kc} Ap[ao + k·MR + r] · Bp[bo + k·NR + j] for r < MR, j < NR, where NR is
+    two SIMD vectors (16 float32 / 8 float64). ``acc`` != 0 adds to C, otherwise C is overwritten.
+    """
+    return types.void(kc, Ap, ao, Bp, bo, C, co, ldc, acc), _ukern_codegen(False)
+
+
+@intrinsic
+def _ukern_direct(typingctx, kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc):
+    """The micro-kernel on unpacked operands (flat offsets into the arrays' data, any ndim):
+    C[co + r·ldc + j] (+)= Σ_{k<kc} A[ao + r·sar + k·sak] · B[bo + k·ldb + j] for r < nrows ≤ MR, j < NR.
+    Rows r ≥ nrows read row nrows − 1 (in bounds) and are not stored; all NR columns of B must exist.
+    The same arithmetic as :func:`_ukern` (``acc`` != 0 adds the k-block's sum to C)."""
+    return types.void(kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc), _ukern_codegen(True)
+
+
+#: Rows of the short direct kernel: 32- and 128-row batches end in a 2-row block (32 = 5·6 + 2).
+MR_SHORT = 2
+
+
+@intrinsic
+def _ukern_direct_short(typingctx, kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc):
+    """:func:`_ukern_direct` with MR_SHORT rows, for a last row block of at most MR_SHORT rows (the
+    6-row kernel would compute 6 rows to store 2)."""
+    return types.void(kc, A, ao, sar, sak, B, bo, ldb, C, co, ldc, nrows, acc), _ukern_codegen(True, MR_SHORT)
 
 
 @intrinsic
@@ -188,6 +262,39 @@ def _rt(typingctx, x):
     def codegen(context, builder, signature, args):
         return context.cast(builder, args[0], x, ty)
     return ty(x), codegen
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE bits of a float as a same-width signed integer. For x ≥ +0 (and NaN with the sign clear)
+    integer order is float order with NaN above +inf, so max|Δ| becomes an integer max that LLVM
+    vectorises (a float max with a NaN test is a serial chain without fastmath)."""
+    ity = types.int32 if x == types.float32 else types.int64
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(ity))
+    return ity(x), codegen
+
+
+@intrinsic
+def _unbits(typingctx, i):
+    """Inverse of :func:`_bits`."""
+    fty = types.float32 if i == types.int32 else types.float64
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(fty))
+    return fty(i), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a·b + c rounded once (``llvm.fma``), the same arithmetic as the micro-kernel's vector FMAs."""
+    def codegen(context, builder, signature, args):
+        ty = context.get_value_type(signature.return_type)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]),
+                                            "llvm.fma.f32" if a == types.float32 else "llvm.fma.f64")
+        return builder.call(fn, args)
+    return a(a, b, c), codegen
 
 
 @njit(**_JIT)
@@ -253,6 +360,112 @@ def _pack_b(B, tb, Bp, m, K, Npad, p, q):
                 Bp[o + jj] = zero
 
 
+#: Below this many flops (2·n·k·m) a GEMM runs on the direct path: serial, nothing packed but a transposed
+#: op(B) or a partial last column panel. It does not depend on the thread count, so neither do results.
+DIRECT_FLOPS = PAR_FLOPS
+
+
+@njit(**_JIT)
+def _gemm_direct(A, ta, B, tb, C, Bp):
+    """C = op(A)·op(B) for small products: the micro-kernel reads A in place through its strides and B's
+    full NR-column panels in place; op(B) is copied into Bp only when transposed (zero-padded to whole
+    panels) or for its partial last panel. Each C element is one FMA chain over all of k, in k order.
+    Partial tiles go through the MR×NR edge buffer after op(B) in Bp."""
+    n, m = C.shape
+    K = A.shape[0] if ta else A.shape[1]
+    nr = _nr(C)
+    lda = A.shape[1]
+    sar = 1 if ta else lda
+    sak = lda if ta else 1
+    zero = _as(0, C)
+    if m == 1:  # one output column (an n → 1 layer): no padding to NR columns
+        b = B.reshape(K)
+        c = C.reshape(n)
+        if ta:  # c[i] = Σ_k A[k, i]·b[k] as axpy over A's rows: each c[i] one FMA chain in k order
+            for i in range(n):
+                c[i] = zero
+            for k in range(K):
+                a = A[k]
+                bk = b[k]
+                for i in range(n):
+                    c[i] = _fma(a[i], bk, c[i])
+            return
+        i = 0
+        while i + 4 <= n:  # c[i] = A[i]·b: four rows' FMA chains interleaved to hide the FMA latency
+            a0 = A[i]
+            a1 = A[i + 1]
+            a2 = A[i + 2]
+            a3 = A[i + 3]
+            s0 = zero
+            s1 = zero
+            s2 = zero
+            s3 = zero
+            for k in range(K):
+                bk = b[k]
+                s0 = _fma(a0[k], bk, s0)
+                s1 = _fma(a1[k], bk, s1)
+                s2 = _fma(a2[k], bk, s2)
+                s3 = _fma(a3[k], bk, s3)
+            c[i] = s0
+            c[i + 1] = s1
+            c[i + 2] = s2
+            c[i + 3] = s3
+            i += 4
+        while i < n:
+            a0 = A[i]
+            s0 = zero
+            for k in range(K):
+                s0 = _fma(a0[k], b[k], s0)
+            c[i] = s0
+            i += 1
+        return
+    npad = ((m + nr - 1) // nr) * nr
+    full = m - m % nr  # columns whose panels are read in place (when not transposed)
+    if tb:  # op(B)[k, j] = B[j, k]
+        for j in range(m):
+            row = B[j]
+            for k in range(K):
+                Bp[k * npad + j] = row[k]
+        for k in range(K):
+            for j in range(m, npad):
+                Bp[k * npad + j] = zero
+    elif full < m:
+        w = m - full
+        for k in range(K):
+            row = B[k]
+            o = k * nr
+            for jj in range(w):
+                Bp[o + jj] = row[full + jj]
+            for jj in range(w, nr):
+                Bp[o + jj] = zero
+    to = npad * K  # edge buffer
+    for j in range(0, m, nr):
+        w = min(nr, m - j)
+        for i in range(0, n, MR):
+            rows = min(MR, n - i)
+            ao = i * sar
+            if w == nr:
+                if tb:
+                    if rows <= MR_SHORT:
+                        _ukern_direct_short(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows, _rt(0))
+                    else:
+                        _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, C, i * m + j, m, rows, _rt(0))
+                else:
+                    if rows <= MR_SHORT:
+                        _ukern_direct_short(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows, _rt(0))
+                    else:
+                        _ukern_direct(K, A, ao, sar, sak, B, j, m, C, i * m + j, m, rows, _rt(0))
+                continue
+            if tb:
+                _ukern_direct(K, A, ao, sar, sak, Bp, j, npad, Bp, to, nr, rows, _rt(0))
+            else:
+                _ukern_direct(K, A, ao, sar, sak, Bp, _rt(0), nr, Bp, to, nr, rows, _rt(0))
+            for r in range(rows):
+                c = C[i + r]
+                for jj in range(w):
+                    c[j + jj] = Bp[to + r * nr + jj]
+
+
 @njit(**_JIT)
 def _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, t, ntj):
     """Tile t (MC×NT, row-major over tiles) of C: per k-block (in order) pack this tile's rows of op(A)
@@ -299,21 +512,95 @@ def _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, t, ntj):
                 c[j] += bias[j]
 
 
+#: The panel path serves products whose A (read in place, re-read once per column panel) fits in L2.
+PANEL_A_BYTES = 512 * 1024
+#: ... and that have at least this many NR-column panels to share among the threads.
+PANEL_MIN = 4
+
+
+@njit(**_JIT)
+def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u):
+    """Column panel u (NR wide, all rows) of C = op(A)·B (+ bias): per k-block, in order, this thread
+    packs the block's KC×NR slab of B into its slot of Ap (L1-sized) and the micro-kernel reads op(A) in
+    place through its strides. No shared packing, so no barrier; the arithmetic (an FMA chain per
+    k-block, blocks added in order) is the packed path's, bit for bit."""
+    n, m = C.shape
+    nr = _nr(C)
+    j = u * nr
+    w = min(nr, m - j)
+    lda = A.shape[1]
+    sar = 1 if ta else lda
+    sak = lda if ta else 1
+    slot = numba.get_thread_id()
+    sb = slot * MC * KC  # B slab in this thread's A-packing slot (KC·NR ≤ MC·KC)
+    to = Npad * K + slot * MR * nr  # edge buffer
+    zero = _as(0, C)
+    for q in range((K + KC - 1) // KC):
+        k0 = q * KC
+        kc = min(KC, K - k0)
+        for k in range(kc):
+            row = B[k0 + k]
+            o = sb + k * nr
+            for jj in range(w):
+                Ap[o + jj] = row[j + jj]
+            for jj in range(w, nr):
+                Ap[o + jj] = zero
+        acc = 1 if q > 0 else 0
+        for i in range(0, n, MR):
+            rows = min(MR, n - i)
+            ao = i * sar + k0 * sak
+            if w == nr:
+                if rows <= MR_SHORT:
+                    _ukern_direct_short(kc, A, ao, sar, sak, Ap, sb, nr, C, i * m + j, m, rows, acc)
+                else:
+                    _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, C, i * m + j, m, rows, acc)
+            else:
+                _ukern_direct(kc, A, ao, sar, sak, Ap, sb, nr, Bp, to, nr, rows, _rt(0))
+                for r in range(rows):
+                    c = C[i + r]
+                    for jj in range(w):
+                        v = Bp[to + r * nr + jj]
+                        c[j + jj] = c[j + jj] + v if acc else v
+    if use_bias:
+        for i in range(n):
+            c = C[i]
+            for jj in range(j, j + w):
+                c[jj] += bias[jj]
+
+
 @njit(**_JIT)
 def _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
-    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u."""
+    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u, 3 C panel u."""
     if phase == 1:
         npb = Npad // _nr(C)
         _pack_b(B, tb, Bp, C.shape[1], K, Npad, u % npb, u // npb)
+    elif phase == 3:
+        _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u)
     else:
         _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, u, ntj)
 
 
+@intrinsic
+def _claim(typingctx, counter):
+    """Atomically counter[0] += 1, returning the old value: threads claim work units one at a time."""
+    def codegen(context, builder, signature, args):
+        ptr = context.make_array(counter)(context, builder, args[0]).data
+        return builder.atomic_rmw("add", ptr, ir.Constant(ir.IntType(64), 1), "monotonic")
+    return types.int64(counter), codegen
+
+
 @njit(parallel=True, **_JIT)
-def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
-    """The only parallel region: one prange over independent work units (compiles once per dtype)."""
-    for u in prange(count):
-        _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, slots):
+    """The only parallel region (compiles once per dtype): each thread claims work units from a shared
+    counter until none is left, so a thread the OS deschedules on this shared machine does not hold
+    up the others with a fixed share (a static split made the region wait for it). Which thread runs
+    a unit never changes its result."""
+    nxt = np.zeros(1, np.int64)
+    for t in prange(slots):
+        u = _claim(nxt)
+        while u < count:
+            _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+            u = _claim(nxt)
 
 
 #: Packing op(B) goes parallel only when it is this large (a parallel region costs a barrier).
@@ -331,20 +618,36 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, Ap, Bp, par):
     """
     n, m = C.shape
     K = A.shape[0] if ta else A.shape[1]
+    if 2 * n * m * K < DIRECT_FLOPS:
+        _gemm_direct(A, ta, B, tb, C, Bp)
+        if use_bias:
+            for i in range(n):
+                c = C[i]
+                for j in range(m):
+                    c[j] += bias[j]
+        return
     nr = _nr(C)
     Npad = ((m + nr - 1) // nr) * nr
+    npan = Npad // nr
+    if not tb and npan >= PANEL_MIN and n * K * C.itemsize <= PANEL_A_BYTES:
+        if par > 1:
+            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1, par)
+        else:
+            for u in range(npan):
+                _gemm_work(3, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1)
+        return
     nq = (K + KC - 1) // KC
     ntj = (m + NT - 1) // NT
     ntiles = ((n + MC - 1) // MC) * ntj
     parallel = par > 1 and 2 * n * m * K >= PAR_FLOPS
     nb = (Npad // nr) * nq
     if parallel and K * m >= PAR_PACK:
-        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, par)
     else:
         for u in range(nb):
             _gemm_work(1, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
     if parallel and ntiles > 1:
-        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
+        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, par)
     else:
         for u in range(ntiles):
             _gemm_work(2, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
@@ -602,11 +905,17 @@ def _output_loss(act, loss, Z, Y, sw, has_sw, A, dZ):
 # --------------------------------------------------------------------------- optimizers
 @njit(**_JIT)
 def _sgd(params, grads, vel, lr, momentum, nesterov, weight_decay):
-    """g = ∇ + λθ; v = μv + g; θ −= lr·(g + μv if nesterov else v); returns max|Δ|."""
+    """g = ∇ + λθ; v = μv + g; θ −= lr·(g + μv if nesterov else v); returns max|Δ| (NaN if any Δ is)."""
     lr_ = _as(lr, params)
     mu = _as(momentum, params)
     wd = _as(weight_decay, params)
-    big = 0.0
+    big = _bits(_as(0, params))
+    if momentum == 0 and weight_decay == 0:  # plain SGD: one vectorised pass
+        for i in range(params.shape[0]):
+            s = -lr_ * grads[i]
+            params[i] += s
+            big = max(big, _bits(abs(s)))
+        return float(_unbits(big))
     for i in range(params.shape[0]):
         g = grads[i] + wd * params[i] if weight_decay != 0 else grads[i]
         if momentum != 0:
@@ -616,10 +925,8 @@ def _sgd(params, grads, vel, lr, momentum, nesterov, weight_decay):
         else:
             s = -lr_ * g
         params[i] += s
-        a = abs(s)
-        if a > big or a != a:
-            big = a
-    return big
+        big = max(big, _bits(abs(s)))
+    return float(_unbits(big))
 
 
 @njit(**_JIT)
@@ -634,7 +941,7 @@ def _adam(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay):
     h2 = _as(1 - beta2 ** t, params)
     lr_ = _as(lr, params)
     ep = _as(eps, params)
-    big = 0.0
+    big = _bits(_as(0, params))
     for i in range(params.shape[0]):
         g = grads[i] + wd * params[i] if weight_decay != 0 else grads[i]
         mi = m[i] * b1 + c1 * g
@@ -643,10 +950,8 @@ def _adam(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay):
         v[i] = vi
         s = -lr_ * (mi / h1) / (np.sqrt(vi / h2) + ep)
         params[i] += s
-        a = abs(s)
-        if a > big or a != a:
-            big = a
-    return big
+        big = max(big, _bits(abs(s)))
+    return float(_unbits(big))
 
 
 # --------------------------------------------------------------------------- fused kernels
@@ -898,6 +1203,64 @@ def _predict(params, sizes, acts, X, out, block, ws, par):
 _EMPTY = {}
 
 
+_target_lock = threading.Lock()
+_target_loaded = False
+
+
+def _load_target():
+    """Initialise Numba's CPU target, once, without importing scipy.linalg's package.
+
+    The process's first compile or cache load initialises the target: Numba imports all its
+    implementation modules, and one of them (numba.np.arraymath) runs ``import scipy.linalg.cython_blas``
+    to learn whether np.dot may call BLAS. That statement executes scipy.linalg's ``__init__`` (~0.3 s,
+    a third of a warm-cache start; measured with ``python -X importtime``) although only the extension
+    module is needed. So the extension is loaded alone under its own name while the target initialises,
+    then dropped from sys.modules: a later ``import scipy.linalg`` runs normally (and Cython hands back the
+    same module object). On any failure Numba's own path runs.
+    """
+    global _target_loaded
+    with _target_lock:
+        if _target_loaded:
+            return
+        name = "scipy.linalg.cython_blas"
+        added = False
+        if name not in sys.modules and "numba.np.arraymath" not in sys.modules:
+            try:
+                import importlib.machinery
+                import importlib.util
+                spec = importlib.util.find_spec("scipy")  # finds, does not import
+                if spec is not None and spec.submodule_search_locations:
+                    where = [os.path.join(d, "linalg") for d in spec.submodule_search_locations]
+                    found = importlib.machinery.PathFinder.find_spec(name, where)
+                    if found is not None:
+                        mod = importlib.util.module_from_spec(found)
+                        sys.modules[name] = mod
+                        added = True
+                        found.loader.exec_module(mod)
+            except Exception:
+                if added:
+                    sys.modules.pop(name, None)
+                    added = False
+        try:
+            from numba.core.registry import cpu_target
+            cpu_target.target_context.refresh()
+        finally:
+            if added:
+                sys.modules.pop(name, None)
+        _target_loaded = True
+
+
+def _entry(fn):
+    """A contract kernel: initialises the target first (:func:`_load_target`)."""
+    def kernel(*args):
+        if not _target_loaded:
+            _load_target()
+        return fn(*args)
+    kernel.__name__ = kernel.__qualname__ = fn.__name__
+    kernel.__doc__ = fn.__doc__
+    return kernel
+
+
 def _par():
     """Thread slots for the GEMM scratch: the pool size when the GEMMs may fork, else 1 (serial).
 
@@ -975,12 +1338,14 @@ def _scratch(dtype, la, lb):
     return have
 
 
+@_entry
 def dense_forward(X, W, b, Z):
     par = _par()
     Ap, Bp = _scratch(Z.dtype, *_need(X.shape[1], Z.shape[1], 64 // Z.itemsize, par))
     _dense_forward(_ro(X), _ro(W), _ro(b), Z, Ap, Bp, par)
 
 
+@_entry
 def dense_backward(X, W, dZ, dW, db, dX):
     n, i = X.shape
     o = dZ.shape[1]
@@ -994,52 +1359,64 @@ def dense_backward(X, W, dZ, dW, db, dX):
         _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dX, True, Ap, Bp, par)
 
 
+@_entry
 def activation_forward(act, Z, A):
     _act_forward(int(act), _ro(Z), A)
 
 
+@_entry
 def activation_backward(act, A, dA, dZ):
     _act_backward(int(act), _ro(A), _ro(dA), dZ)
 
 
+@_entry
 def softmax(Z, P):
     _softmax(_ro(Z), P)
 
 
+@_entry
 def softmax_backward(P, dP, dZ):
     _softmax_backward(_ro(P), _ro(dP), dZ)
 
 
+@_entry
 def softmax_cross_entropy(Z, Y, sw, dZ):
     return float(_softmax_ce(_ro(Z), _ro(Y), *_sw(sw, Z), dZ))
 
 
+@_entry
 def sigmoid_binary_cross_entropy(Z, Y, sw, dZ):
     return float(_sigmoid_bce(_ro(Z), _ro(Y), *_sw(sw, Z), dZ))
 
 
+@_entry
 def ssr(Yhat, Y, sw, dYhat):
     return float(_squared(_ro(Yhat), _ro(Y), *_sw(sw, Y), dYhat, False))
 
 
+@_entry
 def mse(Yhat, Y, sw, dYhat):
     return float(_squared(_ro(Yhat), _ro(Y), *_sw(sw, Y), dYhat, True))
 
 
+@_entry
 def output_loss(act, loss, Z, Y, sw, A, dZ):
     return float(_output_loss(int(act), int(loss), _ro(Z), _ro(Y), *_sw(sw, Z), A, dZ))
 
 
+@_entry
 def sgd_update(params, grads, velocity, lr, momentum, nesterov, weight_decay):
     return float(_sgd(params, _ro(grads), velocity, float(lr), float(momentum), bool(nesterov != 0),
                       float(weight_decay)))
 
 
+@_entry
 def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay):
     return float(_adam(params, _ro(grads), m, v, int(t), float(lr), float(beta1), float(beta2), float(eps),
                        float(weight_decay)))
 
 
+@_entry
 def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, opt, hyper, state, step,
                 workspace, alive, grad_sq):
     return float(_train_epoch(params, grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y), *_sw(sw, X),
@@ -1047,11 +1424,13 @@ def train_epoch(params, grads, sizes, acts, loss, X, Y, sw, perm, batch_size, op
                               grad_sq, _par()))
 
 
+@_entry
 def batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, rows, workspace):
     return float(_batch_gradient(_ro(params), grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y),
                                  *_sw(sw, X), _ro(rows), workspace, _par()))
 
 
+@_entry
 def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, tol, max_steps,
              workspace, losses, last_step):
     return int(_train_gd(params, grads, _ro(sizes), _ro(acts), int(loss), _ro(X), _ro(Y), *_sw(sw, X), int(opt),
@@ -1059,6 +1438,7 @@ def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step
                          _par()))
 
 
+@_entry
 def predict(params, sizes, acts, X, out, block, workspace):
     _predict(_ro(params), _ro(sizes), _ro(acts), _ro(X), out, int(block), workspace, _par())
 

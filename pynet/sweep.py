@@ -202,7 +202,10 @@ def sweep(config, client=None, scheduler=None, out_dir=".", n_workers=2):
         ensemble, threads = int(config.get("ensemble", 1)), int(config.get("threads", 1))
         if ensemble < 1:
             raise ValueError(f"ensemble: must be >= 1, got {ensemble}")
-        data = client.scatter(load_data(config), broadcast=True)  # sent once to every worker, not per task
+        # sent once to every worker, not per task; hash=False: content-hashed keys made two sweeps on one
+        # client share the key of their loss name ('cross_entropy'), and the second lost it when the first
+        # released it ("lost dependencies")
+        data = client.scatter(load_data(config), broadcast=True, hash=False)
         futures = [client.submit(run_one, i, s, data, cv, ensemble, seed, threads, pure=False)
                    for i, s in enumerate(configs)]
         rows = sorted(client.gather(futures), key=lambda r: r["index"])
