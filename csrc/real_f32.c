@@ -23,6 +23,8 @@
 #define VEC_SGD pynet_sgd_avx2_f32
 #define UKR_NOPACK pynet_ukr_avx2_nopack_f32
 #define VEC_RELU_BACKWARD pynet_relu_backward_avx2_f32
+#define VEC_GEMV_N1 pynet_gemv_n1_avx2_f32
+#define VEC_PACK_BT pynet_pack_bt_avx2_f32
 #endif
 
 #include "ukernel_scalar.c"
