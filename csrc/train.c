@@ -56,6 +56,50 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
     }
 }
 
+/* Elementwise passes over the whole parameter buffer (gradient check, optimizer) are split over the
+ * threads from this many parameters on (MNIST-shaped: 101 770; the small network's 5 569 stay serial,
+ * a fork/join costs more than the pass). Every element is computed alone, so the split changes no bit. */
+#define PYNET_PAR_MIN_ELEMS 32768
+
+static int SFX(elem_threads)(int64_t P)
+{
+    return P >= PYNET_PAR_MIN_ELEMS ? pynet_get_num_threads() : 1;
+}
+
+/* The optimizer over [0, P) in nt contiguous chunks (multiples of 8 elements, one per thread); max|Δ| is
+ * the max over chunks, NaN when any chunk's is NaN — what one pass returns. */
+static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int opt, const double *hyper,
+                                 REAL *state, int64_t t)
+{
+    const int nt = SFX(elem_threads)(P);
+    double moved = 0;
+    int nan = 0;
+#ifdef _OPENMP
+#pragma omp parallel if (nt > 1) num_threads(nt) reduction(max : moved) reduction(| : nan)
+#endif
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const int tid = 0, nth = 1;
+#endif
+        const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
+        double mv;
+        if (opt == OPT_ADAM)
+            mv = SFX(pynet_adam_update)(hi - lo, params + lo, grads + lo, state + lo, state + P + lo, t,
+                                        hyper[H_LR], hyper[H_B1], hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
+        else
+            mv = SFX(pynet_sgd_update)(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR],
+                                       hyper[H_MOM], (int)hyper[H_NEST], hyper[H_WD]);
+        if (mv != mv)
+            nan = 1;
+        else if (mv > moved)
+            moved = mv;
+    }
+    (void)nt;
+    return nan ? NAN : moved;
+}
+
 /* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
  * Returns the loss; NaN when it is finite but the gradient overflowed (divergence either way). */
 static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows,
@@ -98,6 +142,9 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
      * are. x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
      * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
     int bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for if (P >= PYNET_PAR_MIN_ELEMS) num_threads(SFX(elem_threads)(P)) reduction(| : bad) schedule(static)
+#endif
     for (int64_t q = 0; q < P; ++q) {
         const REAL d = grads[q] - grads[q];
         bad |= d != d;
@@ -129,14 +176,9 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
             off += nw + nt->sizes[l + 1];
         }
     }
-    if (opt == OPT_ADAM) {
+    if (opt == OPT_ADAM)
         step[0] += 1;
-        *moved = SFX(pynet_adam_update)(P, params, grads, state, state + P, step[0], hyper[H_LR], hyper[H_B1],
-                                        hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
-    } else {
-        *moved = SFX(pynet_sgd_update)(P, params, grads, state, hyper[H_LR], hyper[H_MOM], (int)hyper[H_NEST],
-                                       hyper[H_WD]);
-    }
+    *moved = SFX(update_params)(P, params, grads, opt, hyper, state, opt == OPT_ADAM ? step[0] : 0);
     return value;
 }
 

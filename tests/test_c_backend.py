@@ -312,11 +312,13 @@ def test_train_gd_matches_reference(opt):
         assert C.close(a, b, np.float64)
 
 
+@pytest.mark.parametrize("opt", [C.SGD, C.ADAM])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_epoch_identical_with_one_and_two_threads(dtype, threads):
+def test_fused_epoch_identical_with_one_and_two_threads(dtype, opt, threads):
     rng = np.random.default_rng(9)
-    # wide enough that the GEMMs cross the threading threshold
-    sizes, acts, params, X, Y = _net(rng, dtype, [150, 200, 10], [C.RELU, C.SOFTMAX], C.CE, 700)
+    # wide enough that the GEMMs cross the threading threshold, and P = 36 210 parameters that the
+    # gradient check and the optimizer split over the threads (from 32 768 on)
+    sizes, acts, params, X, Y = _net(rng, dtype, [170, 200, 10], [C.RELU, C.SOFTMAX], C.CE, 700)
     hyper = np.array([0.05, 0.9, 1.0, 0.0, 0.9, 0.999, 1e-8])
     perm = rng.permutation(700).astype(np.int64)
     P = params.shape[0]
@@ -324,7 +326,7 @@ def test_fused_epoch_identical_with_one_and_two_threads(dtype, threads):
     for nt in (1, 2):
         threads(nt)
         p = params.copy()
-        v = cb.train_epoch(p, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, perm, 256, C.SGD, hyper,
+        v = cb.train_epoch(p, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, perm, 256, opt, hyper,
                            np.zeros(2 * P, dtype), np.zeros(1, np.int64),
                            np.zeros(C.train_workspace_size(sizes, 256), dtype), np.zeros(200, np.int64), np.zeros(2))
         pred = np.empty((700, 10), dtype)
