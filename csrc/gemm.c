@@ -272,6 +272,11 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
         const double macs = (double)m * (double)n * (double)k;
         const int force = pynet_gemm_path();
         int nt = pynet_threads_for(macs);
+        if (k == 1 && force != 2 && csb == 1) {
+            /* an outer product (dX of a layer with one output): no tiles for a one-step k loop */
+            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta);
+            return;
+        }
         if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {
             /* one output column (a 64→1 layer): the 6×16 tiles would compute 16 columns for 1 */
             VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta, KC);

@@ -248,6 +248,12 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     for (int64_t start = 0; start < m; start += bs) {        /* batches in perm order; the last may be partial */
         const int64_t rows = PYNET_MIN(bs, m - start);
         SFX(gather)(rows, perm + start, n0, X, h[0], k, Y, Yb, sw, swb);
+        if (n0 * (int64_t)sizeof(REAL) <= 256) {             /* short rows: fetch the next batch's while this one runs */
+            const int64_t *nx = perm + start + rows;
+            for (int64_t r = 0; r < PYNET_MIN(bs, m - start - rows); ++r)
+                for (int64_t b = 0; b < n0 * (int64_t)sizeof(REAL); b += 64)
+                    __builtin_prefetch((const char *)(X + nx[r] * n0) + b);
+        }
         const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
                                            step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, &moved);
         if (!isfinite(value)) {                              /* stop at once, parameters untouched by this batch */

@@ -29,12 +29,21 @@ TGT double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, floa
     __m256d mx = _mm256_setzero_pd(), nan = _mm256_setzero_pd();
     int64_t t = 0;
     for (; t + 4 <= p; t += 4) {                       /* four parameters per iteration */
-        __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(grads + t));
         const __m256d w = _mm256_cvtps_pd(_mm_loadu_ps(params + t));
-        if (weight_decay != 0)
-            g = _mm256_add_pd(g, _mm256_mul_pd(vwd, w));
         __m256d step;
-        if (momentum != 0) {
+        if (momentum != 0 && weight_decay == 0) {
+            /* g is a float here, so v = (REAL)((double)(REAL)(μv) + g) is the float sum of two floats:
+             * rounding a double sum of floats to float gives the correctly rounded float sum (double
+             * has ≥ 2·24 + 2 bits), so one float add replaces two conversions and a double add */
+            const __m128 gf = _mm_loadu_ps(grads + t);
+            const __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(velocity + t));
+            const __m128 vf = _mm_add_ps(_mm256_cvtpd_ps(_mm256_mul_pd(vmu, v0)), gf);
+            _mm_storeu_ps(velocity + t, vf);
+            const __m256d v = _mm256_cvtps_pd(vf);
+            step = nesterov ? _mm256_mul_pd(vlr, _mm256_add_pd(_mm256_cvtps_pd(gf), _mm256_mul_pd(vmu, v)))
+                            : _mm256_mul_pd(vlr, v);
+        } else if (momentum != 0) {
+            const __m256d g = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(grads + t)), _mm256_mul_pd(vwd, w));
             const __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(velocity + t));
             const __m256d mv = _mm256_cvtps_pd(_mm256_cvtpd_ps(_mm256_mul_pd(vmu, v0)));   /* (REAL)(μv) */
             const __m128 vf = _mm256_cvtpd_ps(_mm256_add_pd(mv, g));                     /* v = μv + g */
@@ -42,6 +51,9 @@ TGT double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, floa
             const __m256d v = _mm256_cvtps_pd(vf);
             step = nesterov ? _mm256_mul_pd(vlr, _mm256_add_pd(g, _mm256_mul_pd(vmu, v))) : _mm256_mul_pd(vlr, v);
         } else {
+            __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(grads + t));
+            if (weight_decay != 0)
+                g = _mm256_add_pd(g, _mm256_mul_pd(vwd, w));
             step = _mm256_mul_pd(vlr, g);
         }
         _mm_storeu_ps(params + t, _mm256_cvtpd_ps(_mm256_add_pd(w, step)));
