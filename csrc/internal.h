@@ -35,6 +35,9 @@ void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, con
 void pynet_pack_bt_avx2_f32(int64_t kc, int64_t nr, const float *src, int64_t csb, float *dst);
 double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *velocity, double lr, double momentum,
                           int nesterov, double weight_decay);
+void pynet_sgd_avx2_notrack_f32(int64_t p, float *params, const float *grads, float *velocity, double lr,
+                                double momentum, int nesterov, double weight_decay);
+void pynet_relu_forward_avx2_f32(int64_t size, const float *Z, float *A);
 void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ);
 #endif
 

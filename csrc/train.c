@@ -69,7 +69,7 @@ static int SFX(elem_threads)(int64_t P)
 /* The optimizer over [0, P) in nt contiguous chunks (multiples of 8 elements, one per thread); max|Δ| is
  * the max over chunks, NaN when any chunk's is NaN — what one pass returns. */
 static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int opt, const double *hyper,
-                                 REAL *state, int64_t t)
+                                 REAL *state, int64_t t, int track)
 {
     const int nt = SFX(elem_threads)(P);
     double moved = 0;
@@ -88,6 +88,13 @@ static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int
         if (opt == OPT_ADAM)
             mv = SFX(pynet_adam_update)(hi - lo, params + lo, grads + lo, state + lo, state + P + lo, t,
                                         hyper[H_LR], hyper[H_B1], hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
+#ifdef VEC_SGD_NOTRACK
+        else if (!track && hi - lo >= 8 && pynet_simd_active()) {
+            VEC_SGD_NOTRACK(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR], hyper[H_MOM],
+                            (int)hyper[H_NEST], hyper[H_WD]);
+            mv = 0;
+        }
+#endif
         else
             mv = SFX(pynet_sgd_update)(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR],
                                        hyper[H_MOM], (int)hyper[H_NEST], hyper[H_WD]);
@@ -153,7 +160,8 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
 }
 
 /* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
- * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite). */
+ * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite),
+ * unless moved is NULL (train_epoch: then the optimizer need not track it). */
 static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
                             const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
                             REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
@@ -162,7 +170,8 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
     const int64_t L = nt->L;
     const double value = SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P);
     if (!isfinite(value)) {
-        *moved = INFINITY;
+        if (moved)
+            *moved = INFINITY;
         return value;
     }
     if (n_grad_sq) {
@@ -178,7 +187,10 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
     }
     if (opt == OPT_ADAM)
         step[0] += 1;
-    *moved = SFX(update_params)(P, params, grads, opt, hyper, state, opt == OPT_ADAM ? step[0] : 0);
+    const double mv = SFX(update_params)(P, params, grads, opt, hyper, state, opt == OPT_ADAM ? step[0] : 0,
+                                         moved != NULL);
+    if (moved)
+        *moved = mv;
     return value;
 }
 
@@ -243,7 +255,7 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     }
     REAL *g1 = swb + bs, *g2 = g1 + bs * nt.maxw;
     const int64_t P = SFX(n_params)(L, sizes);
-    double total = 0, moved;
+    double total = 0;
     int64_t rows_seen = 0;
     for (int64_t start = 0; start < m; start += bs) {        /* batches in perm order; the last may be partial */
         const int64_t rows = PYNET_MIN(bs, m - start);
@@ -255,7 +267,7 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
                     __builtin_prefetch((const char *)(X + nx[r] * n0) + b);
         }
         const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
-                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, &moved);
+                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, NULL);
         if (!isfinite(value)) {                              /* stop at once, parameters untouched by this batch */
             total = value;
             rows_seen = 0;
