@@ -42,6 +42,44 @@ static int SFX(net_init)(SFX(net) *nt, int64_t L, const int64_t *sizes, const in
     return SFX(pynet_pack_alloc)(&nt->pk, na, nb);
 }
 
+static int SFX(elem_threads)(int64_t P);
+
+/* Hidden-layer activations, elementwise: large ones (the wide network's 512 × 1024) split over the threads in
+ * contiguous chunks — same bits, and the partner core no longer idles through them. */
+static void SFX(act_forward)(int act, int64_t size, REAL *Z)
+{
+#ifdef _OPENMP
+    const int nt = SFX(elem_threads)(size);
+    if (nt > 1) {   /* (no omp construct at all when serial: even an if(0) region costs a libgomp call) */
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            const int64_t lo = size * t / n / 8 * 8, hi = t + 1 == n ? size : size * (t + 1) / n / 8 * 8;
+            SFX(pynet_activation_forward)(act, hi - lo, Z + lo, Z + lo);
+        }
+        return;
+    }
+#endif
+    SFX(pynet_activation_forward)(act, size, Z, Z);
+}
+
+static void SFX(act_backward)(int act, int64_t size, const REAL *A, REAL *dA)
+{
+#ifdef _OPENMP
+    const int nt = SFX(elem_threads)(size);
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            const int64_t lo = size * t / n / 8 * 8, hi = t + 1 == n ? size : size * (t + 1) / n / 8 * 8;
+            SFX(pynet_activation_backward)(act, hi - lo, A + lo, dA + lo, dA + lo);
+        }
+        return;
+    }
+#endif
+    SFX(pynet_activation_backward)(act, size, A, dA, dA);
+}
+
 /* Forward through every layer for rows rows of h[0]; h[L] gets the output pre-activation. */
 static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t rows)
 {
@@ -51,7 +89,7 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
         const REAL *W = params + off, *b = params + off + ni * no;
         SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk);
         if (l + 1 < nt->L)
-            SFX(pynet_activation_forward)((int)nt->acts[l], rows * no, nt->h[l + 1], nt->h[l + 1]);
+            SFX(act_forward)((int)nt->acts[l], rows * no, nt->h[l + 1]);
         off += ni * no + no;
     }
 }
@@ -68,43 +106,46 @@ static int SFX(elem_threads)(int64_t P)
 
 /* The optimizer over [0, P) in nt contiguous chunks (multiples of 8 elements, one per thread); max|Δ| is
  * the max over chunks, NaN when any chunk's is NaN — what one pass returns. */
+static double SFX(update_chunk)(int64_t lo, int64_t hi, int64_t P, REAL *params, const REAL *grads, int opt,
+                                const double *hyper, REAL *state, int64_t t, int track)
+{
+    if (opt == OPT_ADAM)
+        return SFX(pynet_adam_update)(hi - lo, params + lo, grads + lo, state + lo, state + P + lo, t, hyper[H_LR],
+                                      hyper[H_B1], hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
+#ifdef VEC_SGD_NOTRACK
+    if (!track && hi - lo >= 8 && pynet_simd_active()) {
+        VEC_SGD_NOTRACK(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR], hyper[H_MOM],
+                        (int)hyper[H_NEST], hyper[H_WD]);
+        return 0;
+    }
+#endif
+    (void)track;
+    return SFX(pynet_sgd_update)(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR],
+                                 hyper[H_MOM], (int)hyper[H_NEST], hyper[H_WD]);
+}
+
 static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int opt, const double *hyper,
                                  REAL *state, int64_t t, int track)
 {
+#ifdef _OPENMP
     const int nt = SFX(elem_threads)(P);
-    double moved = 0;
-    int nan = 0;
-#ifdef _OPENMP
-#pragma omp parallel if (nt > 1) num_threads(nt) reduction(max : moved) reduction(| : nan)
-#endif
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-#else
-        const int tid = 0, nth = 1;
-#endif
-        const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
-        double mv;
-        if (opt == OPT_ADAM)
-            mv = SFX(pynet_adam_update)(hi - lo, params + lo, grads + lo, state + lo, state + P + lo, t,
-                                        hyper[H_LR], hyper[H_B1], hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
-#ifdef VEC_SGD_NOTRACK
-        else if (!track && hi - lo >= 8 && pynet_simd_active()) {
-            VEC_SGD_NOTRACK(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR], hyper[H_MOM],
-                            (int)hyper[H_NEST], hyper[H_WD]);
-            mv = 0;
+    if (nt > 1) {
+        double moved = 0;
+        int nan = 0;
+#pragma omp parallel num_threads(nt) reduction(max : moved) reduction(| : nan)
+        {
+            const int64_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
+            const double mv = SFX(update_chunk)(lo, hi, P, params, grads, opt, hyper, state, t, track);
+            if (mv != mv)
+                nan = 1;
+            else if (mv > moved)
+                moved = mv;
         }
-#endif
-        else
-            mv = SFX(pynet_sgd_update)(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR],
-                                       hyper[H_MOM], (int)hyper[H_NEST], hyper[H_WD]);
-        if (mv != mv)
-            nan = 1;
-        else if (mv > moved)
-            moved = mv;
+        return nan ? NAN : moved;
     }
-    (void)nt;
-    return nan ? NAN : moved;
+#endif
+    return SFX(update_chunk)(0, P, P, params, grads, opt, hyper, state, t, track);
 }
 
 /* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
@@ -139,7 +180,7 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
         SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
                                      l > 0 ? dX : NULL, &nt->pk);
         if (l > 0) {
-            SFX(pynet_activation_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX, dX);
+            SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
             REAL *t = dZ;
             dZ = dX;
             dX = t;
@@ -150,11 +191,20 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
      * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
     int bad = 0;
 #ifdef _OPENMP
-#pragma omp parallel for if (P >= PYNET_PAR_MIN_ELEMS) num_threads(SFX(elem_threads)(P)) reduction(| : bad) schedule(static)
+    const int nth = SFX(elem_threads)(P);
+    if (nth > 1) {
+#pragma omp parallel for num_threads(nth) reduction(| : bad) schedule(static)
+        for (int64_t q = 0; q < P; ++q) {
+            const REAL d = grads[q] - grads[q];
+            bad |= d != d;
+        }
+    } else
 #endif
-    for (int64_t q = 0; q < P; ++q) {
-        const REAL d = grads[q] - grads[q];
-        bad |= d != d;
+    {
+        for (int64_t q = 0; q < P; ++q) {
+            const REAL d = grads[q] - grads[q];
+            bad |= d != d;
+        }
     }
     return bad ? NAN : value;
 }
@@ -197,14 +247,10 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
 /* Copy the batch's rows of X, Y and sw into the workspace. Short rows are copied inline (a memcpy call per
  * 4-byte target was 4 % of the small network's epoch); a large batch (MNIST-shaped: 128 × 784) is split
  * over the threads. */
-static void SFX(gather)(int64_t rows, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb, int64_t k,
-                        const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb)
+static void SFX(gather_rows)(int64_t r0, int64_t r1, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb,
+                             int64_t k, const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb)
 {
-    const int nt = rows * n0 >= (1 << 16) ? pynet_get_num_threads() : 1;
-#ifdef _OPENMP
-#pragma omp parallel for if (nt > 1) num_threads(nt) schedule(static)
-#endif
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
         const REAL *x = X + idx[r] * n0, *y = Y + idx[r] * k;
         if (n0 >= 64) {
             memcpy(Xb + r * n0, x, (size_t)n0 * sizeof(REAL));
@@ -217,7 +263,23 @@ static void SFX(gather)(int64_t rows, const int64_t *idx, int64_t n0, const REAL
         if (sw)
             swb[r] = sw[idx[r]];
     }
-    (void)nt;
+}
+
+static void SFX(gather)(int64_t rows, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb, int64_t k,
+                        const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb)
+{
+#ifdef _OPENMP
+    const int nt = rows * n0 >= (1 << 16) ? pynet_get_num_threads() : 1;
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            SFX(gather_rows)(rows * t / n, rows * (t + 1) / n, idx, n0, X, Xb, k, Y, Yb, sw, swb);
+        }
+        return;
+    }
+#endif
+    SFX(gather_rows)(0, rows, idx, n0, X, Xb, k, Y, Yb, sw, swb);
 }
 
 static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
