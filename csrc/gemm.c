@@ -17,6 +17,12 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const REAL *A, int64_t rsa, int6
         const REAL *src = A + i0 * rsa;
         REAL *dst = ap + p * PYNET_MR * kc;
         if (mr == PYNET_MR) {
+#ifdef VEC_PACK_A6
+            if (csa == 1 && pynet_simd_active()) {     /* row-major A: 8×8 register transposes */
+                VEC_PACK_A6(kc, src, rsa, dst);
+                continue;
+            }
+#endif
             for (int64_t q = 0; q < kc; ++q) {         /* k within the panel */
                 const REAL *s = src + q * csa;
                 for (int r = 0; r < PYNET_MR; ++r)     /* the MR values of one k */

@@ -27,6 +27,7 @@
 #define VEC_RELU_BACKWARD pynet_relu_backward_avx2_f32
 #define VEC_GEMV_N1 pynet_gemv_n1_avx2_f32
 #define VEC_PACK_BT pynet_pack_bt_avx2_f32
+#define VEC_PACK_A6 pynet_pack_a6_avx2_f32
 #define VEC_RANK1 pynet_rank1_avx2_f32
 #endif
 
