@@ -17,6 +17,12 @@ void SFX(pynet_activation_forward)(int act, int64_t size, const REAL *Z, REAL *A
                 A[t] = Z[t];
         break;
     case ACT_RELU:
+#ifdef VEC_RELU_FORWARD
+        if (pynet_simd_active()) {
+            VEC_RELU_FORWARD(size, Z, A);
+            break;
+        }
+#endif
         for (int64_t t = 0; t < size; ++t)
             A[t] = Z[t] < 0 ? 0 : Z[t];   /* NaN passes through, as np.maximum does */
         break;

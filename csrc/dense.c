@@ -3,11 +3,34 @@
 void SFX(pynet_dense_forward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b,
                                  REAL *Z, const SFX(pynet_pack) *pk)
 {
-    /* start Z at the bias and accumulate X·W into it: saves a second pass over Z */
-    for (int64_t r = 0; r < n; ++r)
-        for (int64_t j = 0; j < o; ++j)
-            Z[r * o + j] = b[j];
+    /* start Z at the bias and accumulate X·W into it: saves a second pass over Z (large Z: rows split over
+     * the threads) */
+#ifdef _OPENMP
+    if (n * o >= (1 << 16) && pynet_get_num_threads() > 1) {
+#pragma omp parallel for num_threads(pynet_get_num_threads())
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t j = 0; j < o; ++j)
+                Z[r * o + j] = b[j];
+    } else
+#endif
+    {
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t j = 0; j < o; ++j)
+                Z[r * o + j] = b[j];
+    }
     SFX(pynet_gemm_ws)(n, o, i, X, i, 1, W, o, 1, Z, o, 1, pk);
+}
+
+/* db[0..16) = column sums of 16 columns of dZ (row stride o), in row order, held in registers across the rows
+ * (a load/add/store of db per row was store-forwarding-bound) */
+static void SFX(colsum16)(int64_t n, int64_t o, const REAL *dZ, REAL *db)
+{
+    REAL acc[16] = {0};
+    for (int64_t r = 0; r < n; ++r)
+        for (int j = 0; j < 16; ++j)
+            acc[j] += dZ[r * o + j];
+    for (int j = 0; j < 16; ++j)
+        db[j] = acc[j];
 }
 
 void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
@@ -15,11 +38,24 @@ void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X
 {
     /* dW = Xᵀ·dZ: A(r, p) = X[p*i + r], i.e. row stride 1, column stride i */
     SFX(pynet_gemm_ws)(i, o, n, X, 1, i, dZ, o, 1, dW, o, 0, pk);
-    /* db: column sums, row by row in a fixed order */
-    for (int64_t j = 0; j < o; ++j)
+    /* db: column sums, row by row in a fixed order, 16 columns at a time */
+    const int64_t nb16 = o / 16, j0 = nb16 * 16;
+#ifdef _OPENMP
+    /* column blocks are independent (each sums its own columns in row order): large ones split over threads */
+    if (n * o >= (1 << 16) && nb16 >= 2 && pynet_get_num_threads() > 1) {
+#pragma omp parallel for num_threads(pynet_get_num_threads()) schedule(static)
+        for (int64_t jb = 0; jb < nb16; ++jb)
+            SFX(colsum16)(n, o, dZ + jb * 16, db + jb * 16);
+    } else
+#endif
+    {
+        for (int64_t jb = 0; jb < nb16; ++jb)
+            SFX(colsum16)(n, o, dZ + jb * 16, db + jb * 16);
+    }
+    for (int64_t j = j0; j < o; ++j)
         db[j] = 0;
     for (int64_t r = 0; r < n; ++r)
-        for (int64_t j = 0; j < o; ++j)
+        for (int64_t j = j0; j < o; ++j)
             db[j] += dZ[r * o + j];
     /* dX = dZ·Wᵀ: B(p, j) = W[j*o + p], i.e. row stride 1, column stride o */
     if (dX)

@@ -17,6 +17,12 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const REAL *A, int64_t rsa, int6
         const REAL *src = A + i0 * rsa;
         REAL *dst = ap + p * PYNET_MR * kc;
         if (mr == PYNET_MR) {
+#ifdef VEC_PACK_A6
+            if (csa == 1 && pynet_simd_active()) {     /* row-major A: 8×8 register transposes */
+                VEC_PACK_A6(kc, src, rsa, dst);
+                continue;
+            }
+#endif
             for (int64_t q = 0; q < kc; ++q) {         /* k within the panel */
                 const REAL *s = src + q * csa;
                 for (int r = 0; r < PYNET_MR; ++r)     /* the MR values of one k */
@@ -48,6 +54,12 @@ static void SFX(pack_b)(int64_t kc, int64_t nc, const REAL *B, int64_t rsb, int6
                 for (int j = 0; j < NR; ++j)
                     dst[p * NR + j] = src[p * rsb + j];
         } else if (rsb == 1) {
+#ifdef VEC_PACK_BT
+            if (pynet_simd_active()) {                 /* 8×8 register transposes (vec in ukernel_avx2.c) */
+                VEC_PACK_BT(kc, nr, src, csb, dst);
+                continue;
+            }
+#endif
             /* B is a transposed view (Wᵀ): walk each column contiguously along k */
             for (int64_t j = 0; j < nr; ++j)           /* columns of the panel */
                 for (int64_t p = 0; p < kc; ++p)       /* k down the column */
@@ -161,6 +173,13 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
 
 
 #ifdef UKR_NOPACK
+/* Rows of the next no-pack tile when rem rows are left: 6, but 4-row tiles where 6 would waste rows
+ * (rem 1–4, 7, 8: m = 32 becomes 6,6,6,6,4,4 instead of five 6s and a 6-row tile with 2 used). */
+static inline int64_t SFX(tile_rows)(int64_t rem)
+{
+    return rem <= 4 || rem == 7 || rem == 8 ? 4 : PYNET_MR;
+}
+
 /* Small path: below the parallel threshold a GEMM runs on one thread and packing A costs as much
  * as using it. A is read in place, B too when its rows are contiguous (else packed into bp, cheap
  * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
@@ -178,9 +197,11 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
             const int64_t j0 = jr * NR, nr = PYNET_MIN(NR, n - j0);
             const REAL *b = csb == 1 ? bs + j0 : bp + jr * NR * kc;
             const int64_t ldb = csb == 1 ? rsb : NR;
-            for (int64_t i0 = 0; i0 < m; i0 += PYNET_MR)       /* 1st loop: MR-row tiles, A in place */
+            for (int64_t i0 = 0, t; i0 < m; i0 += t) {         /* 1st loop: row tiles, A in place */
+                t = SFX(tile_rows)(m - i0);
                 UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
-                           (int)PYNET_MIN(PYNET_MR, m - i0), (int)nr);
+                           (int)PYNET_MIN(t, m - i0), (int)nr);
+            }
         }
     }
 }
@@ -200,9 +221,11 @@ static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const RE
         const int64_t kc = PYNET_MIN(KC, k - pc);
         const int be = pc == 0 ? beta : 1;
         SFX(pack_b)(kc, nr, B + pc * rsb + j0 * csb, rsb, csb, bp, 0, 1);
-        for (int64_t i0 = 0; i0 < m; i0 += PYNET_MR)           /* 1st loop: MR-row tiles, A in place */
+        for (int64_t i0 = 0, t; i0 < m; i0 += t) {             /* 1st loop: row tiles, A in place */
+            t = SFX(tile_rows)(m - i0);
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
-                       (int)PYNET_MIN(PYNET_MR, m - i0), (int)nr);
+                       (int)PYNET_MIN(t, m - i0), (int)nr);
+        }
     }
 }
 #endif
@@ -255,6 +278,16 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
         const double macs = (double)m * (double)n * (double)k;
         const int force = pynet_gemm_path();
         int nt = pynet_threads_for(macs);
+        if (k == 1 && force != 2 && csb == 1) {
+            /* an outer product (dX of a layer with one output): no tiles for a one-step k loop */
+            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta);
+            return;
+        }
+        if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {
+            /* one output column (a 64→1 layer): the 6×16 tiles would compute 16 columns for 1 */
+            VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta, KC);
+            return;
+        }
         if (force != 2 && macs < PYNET_PAR_MIN_MACS && (csb == 1 || pk)) {
             SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL);
             return;

@@ -28,8 +28,17 @@ void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c, int
 void pynet_ukr_avx2_f64(int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
 void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
                                int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr);
+void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
+                            int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax);
+void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
+                           int64_t ldc, int beta);
+void pynet_pack_a6_avx2_f32(int64_t kc, const float *src, int64_t rsa, float *dst);
+void pynet_pack_bt_avx2_f32(int64_t kc, int64_t nr, const float *src, int64_t csb, float *dst);
 double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *velocity, double lr, double momentum,
                           int nesterov, double weight_decay);
+void pynet_sgd_avx2_notrack_f32(int64_t p, float *params, const float *grads, float *velocity, double lr,
+                                double momentum, int nesterov, double weight_decay);
+void pynet_relu_forward_avx2_f32(int64_t size, const float *Z, float *A);
 void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ);
 #endif
 

@@ -21,8 +21,14 @@
 #define R_FABS fabsf
 #if PYNET_X86_SIMD
 #define VEC_SGD pynet_sgd_avx2_f32
+#define VEC_SGD_NOTRACK pynet_sgd_avx2_notrack_f32
+#define VEC_RELU_FORWARD pynet_relu_forward_avx2_f32
 #define UKR_NOPACK pynet_ukr_avx2_nopack_f32
 #define VEC_RELU_BACKWARD pynet_relu_backward_avx2_f32
+#define VEC_GEMV_N1 pynet_gemv_n1_avx2_f32
+#define VEC_PACK_BT pynet_pack_bt_avx2_f32
+#define VEC_PACK_A6 pynet_pack_a6_avx2_f32
+#define VEC_RANK1 pynet_rank1_avx2_f32
 #endif
 
 #include "ukernel_scalar.c"

@@ -42,6 +42,44 @@ static int SFX(net_init)(SFX(net) *nt, int64_t L, const int64_t *sizes, const in
     return SFX(pynet_pack_alloc)(&nt->pk, na, nb);
 }
 
+static int SFX(elem_threads)(int64_t P);
+
+/* Hidden-layer activations, elementwise: large ones (the wide network's 512 × 1024) split over the threads in
+ * contiguous chunks — same bits, and the partner core no longer idles through them. */
+static void SFX(act_forward)(int act, int64_t size, REAL *Z)
+{
+#ifdef _OPENMP
+    const int nt = SFX(elem_threads)(size);
+    if (nt > 1) {   /* (no omp construct at all when serial: even an if(0) region costs a libgomp call) */
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            const int64_t lo = size * t / n / 8 * 8, hi = t + 1 == n ? size : size * (t + 1) / n / 8 * 8;
+            SFX(pynet_activation_forward)(act, hi - lo, Z + lo, Z + lo);
+        }
+        return;
+    }
+#endif
+    SFX(pynet_activation_forward)(act, size, Z, Z);
+}
+
+static void SFX(act_backward)(int act, int64_t size, const REAL *A, REAL *dA)
+{
+#ifdef _OPENMP
+    const int nt = SFX(elem_threads)(size);
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            const int64_t lo = size * t / n / 8 * 8, hi = t + 1 == n ? size : size * (t + 1) / n / 8 * 8;
+            SFX(pynet_activation_backward)(act, hi - lo, A + lo, dA + lo, dA + lo);
+        }
+        return;
+    }
+#endif
+    SFX(pynet_activation_backward)(act, size, A, dA, dA);
+}
+
 /* Forward through every layer for rows rows of h[0]; h[L] gets the output pre-activation. */
 static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t rows)
 {
@@ -51,9 +89,63 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
         const REAL *W = params + off, *b = params + off + ni * no;
         SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk);
         if (l + 1 < nt->L)
-            SFX(pynet_activation_forward)((int)nt->acts[l], rows * no, nt->h[l + 1], nt->h[l + 1]);
+            SFX(act_forward)((int)nt->acts[l], rows * no, nt->h[l + 1]);
         off += ni * no + no;
     }
+}
+
+/* Elementwise passes over the whole parameter buffer (gradient check, optimizer) are split over the
+ * threads from this many parameters on (MNIST-shaped: 101 770; the small network's 5 569 stay serial,
+ * a fork/join costs more than the pass). Every element is computed alone, so the split changes no bit. */
+#define PYNET_PAR_MIN_ELEMS 32768
+
+static int SFX(elem_threads)(int64_t P)
+{
+    return P >= PYNET_PAR_MIN_ELEMS ? pynet_get_num_threads() : 1;
+}
+
+/* The optimizer over [0, P) in nt contiguous chunks (multiples of 8 elements, one per thread); max|Δ| is
+ * the max over chunks, NaN when any chunk's is NaN — what one pass returns. */
+static double SFX(update_chunk)(int64_t lo, int64_t hi, int64_t P, REAL *params, const REAL *grads, int opt,
+                                const double *hyper, REAL *state, int64_t t, int track)
+{
+    if (opt == OPT_ADAM)
+        return SFX(pynet_adam_update)(hi - lo, params + lo, grads + lo, state + lo, state + P + lo, t, hyper[H_LR],
+                                      hyper[H_B1], hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
+#ifdef VEC_SGD_NOTRACK
+    if (!track && hi - lo >= 8 && pynet_simd_active()) {
+        VEC_SGD_NOTRACK(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR], hyper[H_MOM],
+                        (int)hyper[H_NEST], hyper[H_WD]);
+        return 0;
+    }
+#endif
+    (void)track;
+    return SFX(pynet_sgd_update)(hi - lo, params + lo, grads + lo, state ? state + lo : NULL, hyper[H_LR],
+                                 hyper[H_MOM], (int)hyper[H_NEST], hyper[H_WD]);
+}
+
+static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int opt, const double *hyper,
+                                 REAL *state, int64_t t, int track)
+{
+#ifdef _OPENMP
+    const int nt = SFX(elem_threads)(P);
+    if (nt > 1) {
+        double moved = 0;
+        int nan = 0;
+#pragma omp parallel num_threads(nt) reduction(max : moved) reduction(| : nan)
+        {
+            const int64_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
+            const double mv = SFX(update_chunk)(lo, hi, P, params, grads, opt, hyper, state, t, track);
+            if (mv != mv)
+                nan = 1;
+            else if (mv > moved)
+                moved = mv;
+        }
+        return nan ? NAN : moved;
+    }
+#endif
+    return SFX(update_chunk)(0, P, P, params, grads, opt, hyper, state, t, track);
 }
 
 /* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
@@ -88,7 +180,7 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
         SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
                                      l > 0 ? dX : NULL, &nt->pk);
         if (l > 0) {
-            SFX(pynet_activation_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX, dX);
+            SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
             REAL *t = dZ;
             dZ = dX;
             dX = t;
@@ -98,15 +190,28 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
      * are. x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
      * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
     int bad = 0;
-    for (int64_t q = 0; q < P; ++q) {
-        const REAL d = grads[q] - grads[q];
-        bad |= d != d;
+#ifdef _OPENMP
+    const int nth = SFX(elem_threads)(P);
+    if (nth > 1) {
+#pragma omp parallel for num_threads(nth) reduction(| : bad) schedule(static)
+        for (int64_t q = 0; q < P; ++q) {
+            const REAL d = grads[q] - grads[q];
+            bad |= d != d;
+        }
+    } else
+#endif
+    {
+        for (int64_t q = 0; q < P; ++q) {
+            const REAL d = grads[q] - grads[q];
+            bad |= d != d;
+        }
     }
     return bad ? NAN : value;
 }
 
 /* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
- * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite). */
+ * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite),
+ * unless moved is NULL (train_epoch: then the optimizer need not track it). */
 static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
                             const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
                             REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
@@ -115,7 +220,8 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
     const int64_t L = nt->L;
     const double value = SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P);
     if (!isfinite(value)) {
-        *moved = INFINITY;
+        if (moved)
+            *moved = INFINITY;
         return value;
     }
     if (n_grad_sq) {
@@ -129,15 +235,51 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
             off += nw + nt->sizes[l + 1];
         }
     }
-    if (opt == OPT_ADAM) {
+    if (opt == OPT_ADAM)
         step[0] += 1;
-        *moved = SFX(pynet_adam_update)(P, params, grads, state, state + P, step[0], hyper[H_LR], hyper[H_B1],
-                                        hyper[H_B2], hyper[H_EPS], hyper[H_WD]);
-    } else {
-        *moved = SFX(pynet_sgd_update)(P, params, grads, state, hyper[H_LR], hyper[H_MOM], (int)hyper[H_NEST],
-                                       hyper[H_WD]);
-    }
+    const double mv = SFX(update_params)(P, params, grads, opt, hyper, state, opt == OPT_ADAM ? step[0] : 0,
+                                         moved != NULL);
+    if (moved)
+        *moved = mv;
     return value;
+}
+
+/* Copy the batch's rows of X, Y and sw into the workspace. Short rows are copied inline (a memcpy call per
+ * 4-byte target was 4 % of the small network's epoch); a large batch (MNIST-shaped: 128 × 784) is split
+ * over the threads. */
+static void SFX(gather_rows)(int64_t r0, int64_t r1, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb,
+                             int64_t k, const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb)
+{
+    for (int64_t r = r0; r < r1; ++r) {
+        const REAL *x = X + idx[r] * n0, *y = Y + idx[r] * k;
+        if (n0 >= 64) {
+            memcpy(Xb + r * n0, x, (size_t)n0 * sizeof(REAL));
+        } else {
+            for (int64_t j = 0; j < n0; ++j)
+                Xb[r * n0 + j] = x[j];
+        }
+        for (int64_t j = 0; j < k; ++j)
+            Yb[r * k + j] = y[j];
+        if (sw)
+            swb[r] = sw[idx[r]];
+    }
+}
+
+static void SFX(gather)(int64_t rows, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb, int64_t k,
+                        const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb)
+{
+#ifdef _OPENMP
+    const int nt = rows * n0 >= (1 << 16) ? pynet_get_num_threads() : 1;
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            SFX(gather_rows)(rows * t / n, rows * (t + 1) / n, idx, n0, X, Xb, k, Y, Yb, sw, swb);
+        }
+        return;
+    }
+#endif
+    SFX(gather_rows)(0, rows, idx, n0, X, Xb, k, Y, Yb, sw, swb);
 }
 
 static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
@@ -175,19 +317,19 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     }
     REAL *g1 = swb + bs, *g2 = g1 + bs * nt.maxw;
     const int64_t P = SFX(n_params)(L, sizes);
-    double total = 0, moved;
+    double total = 0;
     int64_t rows_seen = 0;
     for (int64_t start = 0; start < m; start += bs) {        /* batches in perm order; the last may be partial */
         const int64_t rows = PYNET_MIN(bs, m - start);
-        const int64_t *idx = perm + start;
-        for (int64_t r = 0; r < rows; ++r) {                 /* gather the batch into the workspace */
-            memcpy(h[0] + r * n0, X + idx[r] * n0, (size_t)n0 * sizeof(REAL));
-            memcpy(Yb + r * k, Y + idx[r] * k, (size_t)k * sizeof(REAL));
-            if (sw)
-                swb[r] = sw[idx[r]];
+        SFX(gather)(rows, perm + start, n0, X, h[0], k, Y, Yb, sw, swb);
+        if (n0 * (int64_t)sizeof(REAL) <= 256) {             /* short rows: fetch the next batch's while this one runs */
+            const int64_t *nx = perm + start + rows;
+            for (int64_t r = 0; r < PYNET_MIN(bs, m - start - rows); ++r)
+                for (int64_t b = 0; b < n0 * (int64_t)sizeof(REAL); b += 64)
+                    __builtin_prefetch((const char *)(X + nx[r] * n0) + b);
         }
         const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
-                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, &moved);
+                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, NULL);
         if (!isfinite(value)) {                              /* stop at once, parameters untouched by this batch */
             total = value;
             rows_seen = 0;
@@ -224,12 +366,7 @@ double SFX(pynet_batch_gradient)(const REAL *params, REAL *grads, int64_t nlayer
         return NAN;
     }
     REAL *g1 = swb + m, *g2 = g1 + m * nt.maxw;
-    for (int64_t r = 0; r < m; ++r) {                        /* gather the batch into the workspace */
-        memcpy(h[0] + r * n0, X + rows[r] * n0, (size_t)n0 * sizeof(REAL));
-        memcpy(Yb + r * k, Y + rows[r] * k, (size_t)k * sizeof(REAL));
-        if (sw)
-            swb[r] = sw[rows[r]];
-    }
+    SFX(gather)(m, rows, n0, X, h[0], k, Y, Yb, sw, swb);
     const double value = SFX(net_gradient)(&nt, params, grads, loss, m, Yb, sw ? swb : NULL, g1, g2, 0, NULL,
                                            SFX(n_params)(L, sizes));
     SFX(pynet_pack_free)(&nt.pk);

@@ -106,8 +106,13 @@ TGT void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c,
         }                                                                           \
     } while (0)
 
-TGT void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
-                                   int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr)
+/* The body for R = 6 or 4 register rows (R is a constant after inlining: rows ≥ R vanish). The 4-row
+ * variant (8 accumulators, still enough independent FMA chains for both FMA pipes) lets a tile
+ * sequence cover m = 32, 20 or 128 with no wasted rows, where 6-row tiles computed 36, 24, 132. */
+static inline __attribute__((always_inline)) TGT void nopack_body_f32(const int R, int64_t k, const float *a,
+                                                                    int64_t rsa, int64_t csa, const float *b,
+                                                                    int64_t rsb, float *c, int64_t rsc, int beta,
+                                                                    int mr, int nr)
 {
     const float *a0 = a, *a1 = a + PYNET_MIN(1, mr - 1) * rsa, *a2 = a + PYNET_MIN(2, mr - 1) * rsa;
     const float *a3 = a + PYNET_MIN(3, mr - 1) * rsa, *a4 = a + PYNET_MIN(4, mr - 1) * rsa;
@@ -132,8 +137,10 @@ TGT void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64
             SROW_F32(1, c10, c11);
             SROW_F32(2, c20, c21);
             SROW_F32(3, c30, c31);
-            SROW_F32(4, c40, c41);
-            SROW_F32(5, c50, c51);
+            if (R > 4) {
+                SROW_F32(4, c40, c41);
+                SROW_F32(5, c50, c51);
+            }
             off += csa;
             b += rsb;
         }
@@ -145,8 +152,10 @@ TGT void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64
             SROW_F32(1, c10, c11);
             SROW_F32(2, c20, c21);
             SROW_F32(3, c30, c31);
-            SROW_F32(4, c40, c41);
-            SROW_F32(5, c50, c51);
+            if (R > 4) {
+                SROW_F32(4, c40, c41);
+                SROW_F32(5, c50, c51);
+            }
             off += csa;
             b += rsb;
         }
@@ -155,8 +164,166 @@ TGT void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64
     SSTORE_F32(1, c10, c11);
     SSTORE_F32(2, c20, c21);
     SSTORE_F32(3, c30, c31);
-    SSTORE_F32(4, c40, c41);
-    SSTORE_F32(5, c50, c51);
+    if (R > 4) {
+        SSTORE_F32(4, c40, c41);
+        SSTORE_F32(5, c50, c51);
+    }
+}
+
+/* mr ≤ 4 rows run the 4-row body (gemm.c's pynet_tile_rows picks 4-row tiles for the m-edge). */
+TGT void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
+                                   int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr)
+{
+    if (mr <= 4)
+        nopack_body_f32(4, k, a, rsa, csa, b, rsb, c, rsc, beta, mr, nr);
+    else
+        nopack_body_f32(6, k, a, rsa, csa, b, rsb, c, rsc, beta, mr, nr);
+}
+
+/* C (m×1, stride ldc) (+)= A·B for one column of B: eight rows of C per vector, each lane one row's
+ * FMA chain over k in order, restarted per KC slab and added to C like the 6×16 kernel's
+ * accumulators — identical bits to the tile paths, without computing 15 padding columns. A's
+ * column for eight rows is one load when rows are contiguous (rsa = 1, e.g. Xᵀ in dW = Xᵀ·dZ),
+ * else eight rows × eight k are loaded along k and transposed in registers (Z = H·w). */
+static inline __attribute__((always_inline)) TGT void transpose8_ps(__m256 *r)
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+TGT void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
+                                int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t i0 = 0; i0 < m; i0 += 8) {                    /* eight rows of C per vector */
+        const int rows = (int)PYNET_MIN(8, m - i0);
+        const __m256i rmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane);
+        /* rows past m repeat the last row (computed, never stored) */
+        const __m256i ridx = _mm256_mullo_epi32(_mm256_min_epi32(lane, _mm256_set1_epi32(rows - 1)),
+                                                _mm256_set1_epi32((int)rsa));
+        const float *ar[8];
+        for (int r = 0; r < 8; ++r)
+            ar[r] = A + (i0 + PYNET_MIN(r, rows - 1)) * rsa;
+        for (int64_t pc = 0; pc < k; pc += kcmax) {            /* KC slabs, as the tile kernels */
+            const int64_t kc = PYNET_MIN(kcmax, k - pc);
+            __m256 acc = _mm256_setzero_ps();
+            int64_t p = 0;
+            if (rsa == 1) {
+                const float *a = A + i0 + pc * csa;
+                for (; p < kc; ++p)                            /* contiguous column of A */
+                    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + p * csa, rmask),
+                                          _mm256_broadcast_ss(B + (pc + p) * rsb), acc);
+            } else if (csa == 1) {
+                for (; p + 8 <= kc; p += 8) {                  /* 8 rows × 8 k, transposed in registers */
+                    __m256 t[8];
+                    for (int r = 0; r < 8; ++r)
+                        t[r] = _mm256_loadu_ps(ar[r] + pc + p);
+                    transpose8_ps(t);
+                    for (int q = 0; q < 8; ++q)
+                        acc = _mm256_fmadd_ps(t[q], _mm256_broadcast_ss(B + (pc + p + q) * rsb), acc);
+                }
+            }
+            for (; p < kc; ++p)                                /* the rest: gather one k at a time */
+                acc = _mm256_fmadd_ps(_mm256_i32gather_ps(A + i0 * rsa + (pc + p) * csa, ridx, 4),
+                                      _mm256_broadcast_ss(B + (pc + p) * rsb), acc);
+            float v[8];
+            _mm256_storeu_ps(v, acc);
+            const int add = beta || pc > 0;
+            for (int r = 0; r < rows; ++r)
+                C[(i0 + r) * ldc] = add ? C[(i0 + r) * ldc] + v[r] : v[r];
+        }
+    }
+}
+
+/* C (m×n) (+)= a·bᵀ for k = 1 (a: m values at stride rsa, b: n contiguous). Each element is the
+ * kernels' one-step chain, fma(a, b, 0) — not a·b, whose −0 the chain turns into +0 — then added to C. */
+TGT void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
+                              int64_t ldc, int beta)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t i = 0; i < m; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
+        float *c = C + i * ldc;
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8) {                   /* plain loads/stores: vmaskmovps stores are slow on Zen */
+            __m256 v = _mm256_fmadd_ps(ai, _mm256_loadu_ps(b + j), zero);
+            if (beta)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(c + j));
+            _mm256_storeu_ps(c + j, v);
+        }
+        if (j < n) {
+            const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - j)), lane);
+            __m256 v = _mm256_fmadd_ps(ai, _mm256_maskload_ps(b + j, mk), zero);
+            if (beta)
+                v = _mm256_add_ps(v, _mm256_maskload_ps(c + j, mk));
+            _mm256_maskstore_ps(c + j, mk, v);
+        }
+    }
+}
+
+/* Pack one 6-row micro-panel of a row-major A (unit column stride, row stride rsa) k-major: 6 rows × 8 k
+ * loaded along k and transposed in registers (two zero rows pad the 8×8), 6 floats stored per k. The
+ * scalar loop (6 strided loads per k) was ~3 % of the wide network's epoch. */
+TGT void pynet_pack_a6_avx2_f32(int64_t kc, const float *src, int64_t rsa, float *dst)
+{
+    int64_t q = 0;
+    for (; q + 8 <= kc; q += 8) {
+        __m256 t[8];
+        for (int r = 0; r < 6; ++r)
+            t[r] = _mm256_loadu_ps(src + r * rsa + q);
+        t[6] = t[7] = _mm256_setzero_ps();
+        transpose8_ps(t);
+        for (int j = 0; j < 8; ++j) {                          /* rows 0–3, then rows 4–5 */
+            float *d = dst + (q + j) * PYNET_MR;
+            _mm_storeu_ps(d, _mm256_castps256_ps128(t[j]));
+            _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(t[j], 1));
+        }
+    }
+    for (; q < kc; ++q)
+        for (int r = 0; r < PYNET_MR; ++r)
+            dst[q * PYNET_MR + r] = src[r * rsa + q];
+}
+
+/* Pack a transposed B (unit row stride: B(p, j) = src[j·csb + p], e.g. Wᵀ) into one NR = 16 column
+ * micro-panel, k-major: 8×8 blocks transposed in registers; the scalar loop it replaces was ~6 % of
+ * the small network's epoch and most of the wide network's packing. */
+TGT void pynet_pack_bt_avx2_f32(int64_t kc, int64_t nr, const float *src, int64_t csb, float *dst)
+{
+    int64_t p = 0;
+    if (nr == PYNET_NR_F32) {
+        for (; p + 8 <= kc; p += 8) {
+            for (int h = 0; h < 2; ++h) {                      /* the two 8-column halves */
+                __m256 t[8];
+                for (int r = 0; r < 8; ++r)
+                    t[r] = _mm256_loadu_ps(src + (h * 8 + r) * csb + p);
+                transpose8_ps(t);
+                for (int q = 0; q < 8; ++q)
+                    _mm256_storeu_ps(dst + (p + q) * PYNET_NR_F32 + h * 8, t[q]);
+            }
+        }
+    }
+    for (; p < kc; ++p) {                                      /* the rest, zero-padding columns past nr */
+        int64_t j = 0;
+        for (; j < nr; ++j)
+            dst[p * PYNET_NR_F32 + j] = src[j * csb + p];
+        for (; j < PYNET_NR_F32; ++j)
+            dst[p * PYNET_NR_F32 + j] = 0;
+    }
 }
 
 #define ROW_F64(r, c0, c1)                                   \

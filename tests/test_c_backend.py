@@ -142,7 +142,7 @@ def gemm_path():
 
 
 # odd sizes: edge tiles in m and n, k across a KC slab boundary, n = 1 columns, m below MR
-PATH_SHAPES = [(1, 1, 1), (5, 3, 17), (13, 300, 5), (32, 20, 64), (64, 32, 1), (7, 517, 33), (128, 784, 128),
+PATH_SHAPES = [(1, 1, 1), (5, 3, 17), (13, 300, 5), (32, 20, 64), (64, 32, 1), (32, 64, 1), (37, 600, 1), (20, 9, 40), (32, 1, 64), (7, 1, 19), (7, 517, 33), (128, 784, 128),
                (131, 260, 47), (200, 70, 300), (1100, 40, 50)]
 
 
@@ -183,7 +183,8 @@ def test_gemm_paths_agree_bitwise_and_match_scalar_reference(layout, gemm_path, 
             assert _close_gemm(first, ref, np.float32, k)
 
 
-@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, 0, 0.0), (0.9, 0, 0.0), (0.9, 1, 1e-3), (0.0, 0, 1e-2)])
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, 0, 0.0), (0.9, 0, 0.0), (0.9, 1, 0.0), (0.9, 1, 1e-3),
+                                                 (0.0, 0, 1e-2)])
 def test_simd_sgd_and_relu_backward_identical_to_scalar(momentum, nesterov, wd):
     if not cb.simd_active():
         pytest.skip("no AVX2 on this CPU")
@@ -217,6 +218,19 @@ def test_simd_sgd_and_relu_backward_identical_to_scalar(momentum, nesterov, wd):
                 cb.set_simd(True)
             out.append(dZ)
         np.testing.assert_array_equal(out[0], out[1])
+        Z = rng.standard_normal(p).astype(np.float32)
+        Z[:: 3] = [np.nan, -0.0, 0.0, -np.inf, np.inf][: len(Z[:: 3])] + [np.nan] * max(0, len(Z[:: 3]) - 5)
+        fwd = []
+        for simd in (True, False):
+            cb.set_simd(simd)
+            try:
+                Ao = np.empty_like(Z)
+                cb.activation_forward(C.RELU, Z, Ao)
+            finally:
+                cb.set_simd(True)
+            fwd.append(Ao)
+        np.testing.assert_array_equal(fwd[0], fwd[1])
+        assert np.array_equal(np.signbit(fwd[0]), np.signbit(fwd[1]))
     # a non-finite step is reported as NaN by both
     g = np.ones(9, np.float32)
     g[6] = np.nan
@@ -275,6 +289,26 @@ def test_fused_epoch_matches_reference(dtype, case, batch):
     assert C.close(g1, g0, dtype)
 
 
+@pytest.mark.parametrize("nesterov", [0, 1])
+def test_fused_epoch_sgd_without_weight_decay_matches_reference(nesterov):
+    """train_epoch's SGD without weight decay (the float-add velocity, no max|Δ| tracking) against the reference."""
+    rng = np.random.default_rng(21)
+    sizes, acts, params, X, Y = _net(rng, np.float32, [20, 64, 64, 1], [C.RELU, C.RELU, C.IDENTITY], C.MSE, 200)
+    hyper = np.array([0.01, 0.9, nesterov, 0.0, 0.9, 0.999, 1e-8])
+    perm = rng.permutation(200).astype(np.int64)
+    P = params.shape[0]
+    out = {}
+    for name in ("numpy", "c"):
+        be = kernels.load(name)
+        p, st = params.copy(), np.zeros(2 * P, np.float32)
+        v = be.train_epoch(p, np.zeros(P, np.float32), sizes, acts, C.MSE, X, Y, None, perm, 32, C.SGD, hyper, st,
+                           np.zeros(1, np.int64), np.zeros(C.train_workspace_size(sizes, 32), np.float32),
+                           np.zeros(0, np.int64), np.zeros(0))
+        out[name] = (v, p, st)
+    for a, b in zip(out["c"], out["numpy"]):
+        assert C.close(a, b, np.float32)
+
+
 def test_fused_epoch_stops_on_non_finite_loss():
     rng = np.random.default_rng(1)
     sizes, acts, params, X, Y = _net(rng, np.float64, [4, 8, 2], [C.RELU, C.IDENTITY], C.SSR, 40)
@@ -312,11 +346,13 @@ def test_train_gd_matches_reference(opt):
         assert C.close(a, b, np.float64)
 
 
+@pytest.mark.parametrize("opt", [C.SGD, C.ADAM])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_epoch_identical_with_one_and_two_threads(dtype, threads):
+def test_fused_epoch_identical_with_one_and_two_threads(dtype, opt, threads):
     rng = np.random.default_rng(9)
-    # wide enough that the GEMMs cross the threading threshold
-    sizes, acts, params, X, Y = _net(rng, dtype, [150, 200, 10], [C.RELU, C.SOFTMAX], C.CE, 700)
+    # wide enough that the GEMMs cross the threading threshold, and P = 36 210 parameters that the
+    # gradient check and the optimizer split over the threads (from 32 768 on)
+    sizes, acts, params, X, Y = _net(rng, dtype, [170, 200, 10], [C.RELU, C.SOFTMAX], C.CE, 700)
     hyper = np.array([0.05, 0.9, 1.0, 0.0, 0.9, 0.999, 1e-8])
     perm = rng.permutation(700).astype(np.int64)
     P = params.shape[0]
@@ -324,7 +360,7 @@ def test_fused_epoch_identical_with_one_and_two_threads(dtype, threads):
     for nt in (1, 2):
         threads(nt)
         p = params.copy()
-        v = cb.train_epoch(p, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, perm, 256, C.SGD, hyper,
+        v = cb.train_epoch(p, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, perm, 256, opt, hyper,
                            np.zeros(2 * P, dtype), np.zeros(1, np.int64),
                            np.zeros(C.train_workspace_size(sizes, 256), dtype), np.zeros(200, np.int64), np.zeros(2))
         pred = np.empty((700, 10), dtype)
