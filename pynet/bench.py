@@ -3,7 +3,10 @@
 Method: every runner gets the same data, initial weights, batch order and learning rate; warm-up
 runs (and the first call, which includes JIT compilation) are excluded from the timing and the
 compile time is reported in its own column; the timed repeats alternate between runners (A B C A B
-C …) so that machine noise hits them alike; medians, min and max are reported. Throughput is given
+C …) so that machine noise hits them alike, and each timed run starts after a short pause (``settle``)
+so that it does not inherit the previous runner's worker threads still spinning (OpenBLAS and
+OpenMP pools busy-wait for up to ~0.1 s after their work, taking a core from whoever runs next);
+medians, min and max are reported. Throughput is given
 as samples/s, GFLOP/s and a percentage of the machine's GEMM ceiling (numpy's matmul at 2048³
 float32, measured in the same run).
 """
@@ -395,7 +398,11 @@ def machine_info() -> dict:
                                                "OMP_NUM_THREADS") if k in os.environ}}
 
 
-def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=None, progress=None):
+SETTLE_S = 0.25  #: pause before each timed run (s): longer than the thread pools' spin-wait
+
+
+def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=None, progress=None,
+        settle=SETTLE_S):
     """Time every (workload, dtype, runner); returns result rows (dicts) in a stable order."""
     results = []
     plan = [(w, dt) for w in workloads for dt in dtypes]
@@ -425,6 +432,7 @@ def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=Non
         for _ in range(repeat):
             for r in active:  # alternate runners within every repeat
                 r.reset()
+                time.sleep(settle)
                 t0 = time.perf_counter()
                 r.run()
                 times[r.name].append(time.perf_counter() - t0)

@@ -117,6 +117,9 @@ def _parser():
     b.add_argument("--threads", type=_positive_int, default=None, help="threads for every runner (default: all cores)")
     b.add_argument("--repeat", type=_positive_int, default=5)
     b.add_argument("--warmup", type=_positive_int, default=1)
+    b.add_argument("--settle", type=float, default=None, metavar="SECONDS",
+                   help="pause before each timed run so no runner inherits another's spinning threads "
+                        "(default 0.25)")
     b.add_argument("--epochs", type=_positive_int, default=1, help="epochs per timed run (train workloads)")
     b.add_argument("--json", metavar="FILE", help="write every figure and the machine description here")
     b.add_argument("--csv", metavar="FILE")
@@ -303,7 +306,11 @@ def _bench(args):
     progress = Progress(len(workloads) * len(dtypes), enabled=not args.quiet, unit="workload")
     ceiling = bench.gemm_ceiling()
     try:
-        results = bench.run(workloads, backends + peers, dtypes, args.repeat, args.warmup, args.threads, progress)
+        settle = bench.SETTLE_S if args.settle is None else args.settle
+        if not (settle >= 0):
+            raise CLIError(f"--settle: must be a number of seconds >= 0, got {args.settle}")
+        results = bench.run(workloads, backends + peers, dtypes, args.repeat, args.warmup, args.threads, progress,
+                            settle)
     finally:
         progress.close()
     record = bench.as_record(results, ceiling, "pynet " + " ".join(sys.argv[1:]))

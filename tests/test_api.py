@@ -198,6 +198,8 @@ def test_cli_bench_json_and_compare(tmp_path):
 def test_cli_bench_rejects_unknown_names():
     out = _cli("bench", "--workload", "huge")
     assert out.returncode == 2 and "--workload: unknown name 'huge'" in out.stderr
+    out = _cli("bench", "--settle", "-1")
+    assert out.returncode == 2 and "--settle" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_plots_render(tmp_path):
