@@ -240,20 +240,25 @@ def _train(args):
 
         plots.training(history, args.plot)
         summary["plot"] = args.plot
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        for w in summary["warnings"]:
-            print(f"warning: {w}", file=sys.stderr)
-        score = (f"test accuracy {summary['test_accuracy']:.4f}" if classification
-                 else f"test MSE {summary['test_mse']:.5g} (R² {summary['test_r2']:.4f})")
-        print(f"{score} | {summary['train_seconds']:.3f} s | {summary['epochs']} "
-              f"{'steps' if args.optimizer == 'gd' else 'epochs'} | backend {summary['backend']} | "
-              f"{summary['stop_reason']}")
+    _print_summary(summary, args.json, classification,
+                   f"{summary['epochs']} {'steps' if args.optimizer == 'gd' else 'epochs'}")
     return 0
 
 
 # ---------------------------------------------------------------------------- sweep
+def _print_summary(summary, as_json, classification, progress):
+    """The result of `pynet train`: one JSON object, or warnings on stderr and one line on stdout."""
+    if as_json:
+        print(json.dumps(summary), flush=True)
+        return
+    for w in summary["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    score = (f"test accuracy {summary['test_accuracy']:.4f}" if classification
+             else f"test MSE {summary['test_mse']:.5g} (R² {summary['test_r2']:.4f})")
+    print(f"{score} | {summary['train_seconds']:.3f} s | {progress} | backend {summary['backend']} | "
+          f"{summary['stop_reason']}", flush=True)
+
+
 def _sweep(args):
     try:
         from . import sweep

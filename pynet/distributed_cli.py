@@ -6,7 +6,6 @@ per-row train/test assignment, and the held-out metrics are summed over the rank
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -123,15 +122,9 @@ def _train(args, comm):
     if args.checkpoint:
         summary["checkpoint"] = args.checkpoint
     if rank == 0:
-        if args.json:
-            print(json.dumps(summary), flush=True)
-        else:
-            for w in summary["warnings"]:
-                print(f"warning: {w}", file=sys.stderr)
-            score = (f"test accuracy {summary['test_accuracy']:.4f}" if classification
-                     else f"test MSE {summary['test_mse']:.5g} (R² {summary['test_r2']:.4f})")
-            print(f"{score} | {summary['train_seconds']:.3f} s | {summary['epochs']} epochs | {size} ranks | "
-                  f"backend {summary['backend']} | {summary['stop_reason']}", flush=True)
+        from .cli import _print_summary
+
+        _print_summary(summary, args.json, classification, f"{summary['epochs']} epochs | {size} ranks")
     return 0
 
 
