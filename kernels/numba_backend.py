@@ -972,6 +972,25 @@ def _region(ws, off, rows, width):
 
 
 @njit(**_JIT)
+def _gather(X, Y, sw, has_sw, order, start, Xb, Yb, swb):
+    """Rows order[start:start + len(Xb)] of X, Y (and sw) into the batch buffers, in that order."""
+    n0 = Xb.shape[1]
+    k = Yb.shape[1]
+    for r in range(Xb.shape[0]):
+        src = order[start + r]
+        xs = X[src]
+        xd = Xb[r]
+        for j in range(n0):
+            xd[j] = xs[j]
+        ys = Y[src]
+        yd = Yb[r]
+        for j in range(k):
+            yd[j] = ys[j]
+        if has_sw:
+            swb[r] = sw[src]
+
+
+@njit(**_JIT)
 def _net_scratch(sizes, n, like, slots):
     """GEMM packing buffers large enough for every layer's three products on n rows."""
     nr = _nr(like)
@@ -1109,18 +1128,7 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
         Xb = _region(ws, _rt(0), nb, n0)
         Yb = _region(ws, oy, nb, k)
         swb = ws[osw:osw + nb]
-        for r in range(nb):  # gather the batch rows in perm order
-            src = perm[start + r]
-            xs = X[src]
-            xd = Xb[r]
-            for j in range(n0):
-                xd[j] = xs[j]
-            ys = Y[src]
-            yd = Yb[r]
-            for j in range(k):
-                yd[j] = ys[j]
-            if has_sw:
-                swb[r] = sw[src]
+        _gather(X, Y, sw, has_sw, perm, start, Xb, Yb, swb)
         value, _ = _step(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, opt, hyper, state, step,
                          ws, bs, alive, grad_sq, Ap, Bp, par)
         if not np.isfinite(value):
@@ -1142,18 +1150,7 @@ def _batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, has_sw, rows, ws
     Xb = _region(ws, _rt(0), m, n0)
     Yb = _region(ws, oy, m, k)
     swb = ws[osw:osw + m]
-    for r in range(m):  # gather the batch rows in the given order
-        src = rows[r]
-        xs = X[src]
-        xd = Xb[r]
-        for j in range(n0):
-            xd[j] = xs[j]
-        ys = Y[src]
-        yd = Yb[r]
-        for j in range(k):
-            yd[j] = ys[j]
-        if has_sw:
-            swb[r] = sw[src]
+    _gather(X, Y, sw, has_sw, rows, 0, Xb, Yb, swb)
     Ap, Bp = _net_scratch(sizes, m, ws, par)  # packing buffers: once per call (one call per step)
     return _gradient(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, ws, m, np.zeros(0, np.int64),
                      Ap, Bp, par)
