@@ -40,25 +40,17 @@ while i < len(args):
 
 def epoch_fn(mod, net):
     ffi, lib = mod.ffi, mod.lib
-    sizes, act, loss, bs, n = B.NETS[net]
-    X, Y, params, perm = B._data(sizes, loss, n)
-    s = np.array(sizes, np.int64)
-    acts = np.array([C.ACTIVATIONS.index(act)] * (len(sizes) - 2) + [C.SOFTMAX if loss == "cross_entropy" else 0], np.int64)
-    P = params.shape[0]
-    grads, state, step = np.zeros(P, np.float32), np.zeros(2 * P, np.float32), np.zeros(1, np.int64)
-    ws = np.zeros(C.train_workspace_size(sizes, bs), np.float32)
-    hyper = np.array([0.01, 0.9, 0.0, 0.0, 0.9, 0.999, 1e-8])
-    lc = C.LOSSES.index(loss)
-    e0, e1 = np.zeros(0, np.int64), np.zeros(0)
-    p = params.copy()
-    f = lambda a: ffi.from_buffer("float[]", a)
-    ii = lambda a: ffi.from_buffer("int64_t[]", a)
-    args = (f(p), f(grads), len(acts), ii(s), ii(acts), lc, X.shape[0], f(X), f(Y), ffi.NULL, perm.shape[0], ii(perm), bs,
-            C.SGD, ffi.from_buffer("double[]", hyper), f(state), ii(step), f(ws), 0, ii(e0), 0, ffi.from_buffer("double[]", e1))
+    a = B.epoch_state(net)
+    p, state = a["p"], a["state"]
+    f = lambda v: ffi.from_buffer("float[]", v)
+    ii = lambda v: ffi.from_buffer("int64_t[]", v)
+    args = (f(p), f(a["grads"]), len(a["acts"]), ii(a["s"]), ii(a["acts"]), a["lc"], a["X"].shape[0], f(a["X"]),
+            f(a["Y"]), ffi.NULL, a["perm"].shape[0], ii(a["perm"]), a["bs"], C.SGD, ffi.from_buffer("double[]", a["hyper"]),
+            f(state), ii(a["step"]), f(a["ws"]), 0, ii(a["e0"]), 0, ffi.from_buffer("double[]", a["e1"]))
     def run():
         return lib.pynet_train_epoch_f32(*args)
     def reset():
-        p[:] = params; state[:] = 0
+        p[:] = a["params"]; state[:] = 0
     return run, reset
 
 if torch_on:

@@ -76,24 +76,28 @@ def _data(sizes, loss, n, seed=0):
     return X, Y, params, rng.permutation(n).astype(np.int64)
 
 
-def c_epoch_fn(net):
+def epoch_state(net):
+    """Every argument of one SGD train_epoch of NETS[net] (float32), as a dict; ``params`` stays the start."""
     from kernels import contract as C
     sizes, act, loss, bs, n = NETS[net]
     X, Y, params, perm = _data(sizes, loss, n)
-    raw = kernels.load("c").raw
-    s = np.array(sizes, np.int64)
-    acts = np.array([C.ACTIVATIONS.index(act)] * (len(sizes) - 2) + [C.SOFTMAX if loss == "cross_entropy" else 0],
-                    np.int64)
     P = params.shape[0]
-    grads, state, step = np.zeros(P, np.float32), np.zeros(2 * P, np.float32), np.zeros(1, np.int64)
-    ws = np.zeros(C.train_workspace_size(sizes, bs), np.float32)
-    hyper = np.array([0.01, 0.9, 0.0, 0.0, 0.9, 0.999, 1e-8])
-    lc = C.LOSSES.index(loss)
-    e0, e1 = np.zeros(0, np.int64), np.zeros(0)
-    p = params.copy()
+    return dict(params=params, p=params.copy(), grads=np.zeros(P, np.float32), s=np.array(sizes, np.int64),
+                acts=np.array([C.ACTIVATIONS.index(act)] * (len(sizes) - 2)
+                              + [C.SOFTMAX if loss == "cross_entropy" else 0], np.int64),
+                lc=C.LOSSES.index(loss), X=X, Y=Y, perm=perm, bs=bs, hyper=np.array([0.01, 0.9, 0.0, 0.0, 0.9, 0.999, 1e-8]),
+                state=np.zeros(2 * P, np.float32), step=np.zeros(1, np.int64),
+                ws=np.zeros(C.train_workspace_size(sizes, bs), np.float32), e0=np.zeros(0, np.int64), e1=np.zeros(0))
+
+
+def c_epoch_fn(net):
+    from kernels import contract as C
+    raw = kernels.load("c").raw
+    a = epoch_state(net)
 
     def run():
-        return raw.train_epoch(p, grads, s, acts, lc, X, Y, None, perm, bs, C.SGD, hyper, state, step, ws, e0, e1)
+        return raw.train_epoch(a["p"], a["grads"], a["s"], a["acts"], a["lc"], a["X"], a["Y"], None, a["perm"],
+                               a["bs"], C.SGD, a["hyper"], a["state"], a["step"], a["ws"], a["e0"], a["e1"])
     return run
 
 
