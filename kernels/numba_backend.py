@@ -312,16 +312,19 @@ def _prefetch(typingctx, a, i):
     return types.void(a, i), codegen
 
 
-@njit(**_JIT)
-def _copy(dst, do, src, so, n):
-    """dst[do + t] = src[so + t] for t < n (flat 1-D views). Unsigned offsets: a computed signed index
-    costs each element Numba's negative-index wraparound (sign test and add), which kept LLVM from
-    vectorising the packing loops and made packing a sixth of the panel GEMM's time."""
-    d = np.uint64(do)
-    s = np.uint64(so)
-    for t in range(n):
-        u = np.uint64(t)
-        dst[d + u] = src[s + u]
+@njit(inline="always", **_JIT)
+def _copy_block(dst, do, ld, src, r0, c0, rows, n):
+    """dst[do + r·ld + t] = src[r0 + r, c0 + t] for r < rows, t < n (dst flat, src 2-D). Unsigned indices:
+    a computed signed index costs each element Numba's negative-index wraparound (sign test and add),
+    which kept LLVM from vectorising the packing loops. Inlined, with no row views: a call (and an NRT
+    view) per row cost more than the 16 elements of a panel row (a tenth of the 784-128 epoch in perf)."""
+    for r in range(rows):
+        d = np.uint64(do + r * ld)
+        sr = np.uint64(r0 + r)
+        sc = np.uint64(c0)
+        for t in range(n):
+            u = np.uint64(t)
+            dst[d + u] = src[sr, sc + u]
 
 
 @njit(**_JIT)
@@ -378,11 +381,10 @@ def _pack_b(B, tb, Bp, m, K, Npad, p, q):
                     Bp[base + k * nr + jj] = zero
     else:
         w = min(nr, m - j0)
+        _copy_block(Bp, base, nr, B, k0, j0, kc, w)
         for k in range(kc):
-            o = base + k * nr
-            _copy(Bp, o, B[k0 + k], j0, w)
             for jj in range(w, nr):
-                Bp[o + jj] = zero
+                Bp[base + k * nr + jj] = zero
 
 
 #: Below this many flops (2·n·k·m) a GEMM runs on the direct path: serial, nothing packed but a transposed
@@ -459,11 +461,10 @@ def _gemm_direct(A, ta, B, tb, C, Bp):
                 Bp[k * npad + j] = zero
     elif full < m:
         w = m - full
+        _copy_block(Bp, 0, nr, B, 0, full, K, w)
         for k in range(K):
-            o = k * nr
-            _copy(Bp, o, B[k], full, w)
             for jj in range(w, nr):
-                Bp[o + jj] = zero
+                Bp[k * nr + jj] = zero
     to = npad * K  # edge buffer
     for j in range(0, m, nr):
         w = min(nr, m - j)
@@ -545,8 +546,9 @@ PANEL_MIN = 4
 
 
 @njit(**_JIT)
-def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u):
-    """Column panel u (NR wide, all rows) of C = op(A)·B (+ bias): per k-block, in order, this thread
+def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u, act):
+    """Column panel u (NR wide, all rows) of C = op(A)·B (+ bias), then ReLU if ``act`` is RELU (while the
+    panel is in cache; other activations are left to the caller): per k-block, in order, this thread
     packs the block's KC×NR slab of B into its slot of Ap (L1-sized) and the micro-kernel reads op(A) in
     place through its strides. No shared packing, so no barrier; the arithmetic (an FMA chain per
     k-block, blocks added in order) is the packed path's, bit for bit."""
@@ -564,11 +566,10 @@ def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u):
     for q in range((K + KC - 1) // KC):
         k0 = q * KC
         kc = min(KC, K - k0)
+        _copy_block(Ap, sb, nr, B, k0, j, kc, w)
         for k in range(kc):
-            o = sb + k * nr
-            _copy(Ap, o, B[k0 + k], j, w)
             for jj in range(w, nr):
-                Ap[o + jj] = zero
+                Ap[sb + k * nr + jj] = zero
         acc = 1 if q > 0 else 0
         for i in range(0, n, MR):
             rows = min(MR, n - i)
@@ -590,16 +591,23 @@ def _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u):
             c = C[i]
             for jj in range(j, j + w):
                 c[jj] += bias[jj]
+    if act == RELU:
+        for i in range(n):
+            c = C[i]
+            for jj in range(j, j + w):
+                v = c[jj]
+                c[jj] = zero if v < zero else v
 
 
 @njit(**_JIT)
 def _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
-    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u, 3 C panel u."""
+    """Work unit u of a phase: 1 packs a B panel (u = q·panels + p), 2 computes C tile u (ntj: tiles per
+    row of tiles), 3 C panel u (ntj: the activation, see :func:`_gemm_panel`)."""
     if phase == 1:
         npb = Npad // _nr(C)
         _pack_b(B, tb, Bp, C.shape[1], K, Npad, u % npb, u // npb)
     elif phase == 3:
-        _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u)
+        _gemm_panel(A, ta, B, C, bias, use_bias, Ap, Bp, K, Npad, u, ntj)
     else:
         _gemm_tile(A, ta, Ap, Bp, C, bias, use_bias, K, Npad, u, ntj)
 
@@ -666,11 +674,11 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, par):
     npan = Npad // nr
     if not tb and npan >= PANEL_MIN and n * K * C.itemsize <= PANEL_A_BYTES:
         if par > 1:
-            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1, par)
+            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, act, par)
         else:
             for u in range(npan):
-                _gemm_work(3, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, 1)
-        if act >= 0:
+                _gemm_work(3, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, act)
+        if act >= 0 and act != RELU:
             _act_forward(act, C, C)
         return
     nq = (K + KC - 1) // KC
