@@ -30,6 +30,10 @@
  * network's 512×1024 and 1024×512 (2 MiB) about 20 % faster packed (docs/performance.md). */
 #define PYNET_PANELS_MAX_A_BYTES (512.0 * 1024.0)
 
+/* The packed path packs this many bytes of B (whole KC slabs) between two barriers: the wide
+ * network's 1024×1024 B entirely (4 MiB, one barrier per GEMM); 2048² in two groups (L3: 32 MiB). */
+#define PYNET_PACKB_GROUP_BYTES (8.0 * 1024.0 * 1024.0)
+
 /* Alignment of the packing buffers (a cache line; NR floats per k-row = 64 bytes). */
 #define PYNET_ALIGN 64
 

@@ -101,14 +101,14 @@ static void SFX(sync)(int nt)
 
 /* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1). */
 static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
-                              int beta, const REAL *ap, int64_t t0, int64_t t1)
+                              int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1)
 {
     const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
     for (int64_t t = t0; t < t1; ++t) {                          /* 2nd loop (jr) × 1st loop (ir) */
         const int64_t jr = t / np, ir = t % np;
         const int64_t i0 = ir * PYNET_MR, j0 = jr * NR;
         const int64_t mr = PYNET_MIN(PYNET_MR, mc - i0), nr = PYNET_MIN(NR, nc - j0);
-        const REAL *a = ap + ir * PYNET_MR * kc, *b = g->bp + jr * NR * kc;
+        const REAL *a = ap + ir * PYNET_MR * kc, *b = bp + jr * NR * kc;
         REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
         if (mr == PYNET_MR && nr == NR) {
             g->ukr(kc, a, b, c, g->ldc, beta);
@@ -123,40 +123,75 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
     }
 }
 
+/* KC-deep slabs of B packed together, one group at a time: as many slabs as fit in
+ * PYNET_PACKB_GROUP_BYTES (all of k for the wide network's 1024×1024 B, 4 MiB, in L3). */
+static int64_t SFX(slabs_per_group)(int64_t n, int64_t k)
+{
+    const int64_t kc = PYNET_MIN(KC, k), slab = SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc;
+    const int64_t fit = (int64_t)(PYNET_PACKB_GROUP_BYTES / (double)(slab * (int64_t)sizeof(REAL)));
+    return PYNET_MAX(1, PYNET_MIN(fit, SFX(ceil_div)(k, KC)));
+}
+
+/* Threads take whole MC blocks (3rd loop), each with its own packed A. All threads pack a group of B
+ * slabs, meet at one barrier, then each claims blocks and runs a block through every slab of the
+ * group before claiming the next: one barrier per group (per GEMM for the wide network) instead of
+ * two per KC slab, where a thread delayed by the host held up the other at every slab. Each C element
+ * is still computed by one thread, slabs in k order: identical bits. */
+static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64_t jc, int64_t nc, int last)
+{
+    const int64_t nq = SFX(ceil_div)(nc, NR), kc0 = PYNET_MIN(KC, g->k);
+    const int64_t stride = nq * NR * kc0, spg = SFX(slabs_per_group)(g->n, g->k);
+    REAL *ap = g->ap + (size_t)tid * g->na;
+    /* blocks: a multiple of nt, of near-equal whole MR panels (never above MC rows), so that
+     * m = 512 is 4 × 132/116 rows rather than 144,144,144,80 (one thread 12 % idle) */
+    const int64_t npan = SFX(ceil_div)(g->m, PYNET_MR);
+    const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, MC), nt) * nt;
+    for (int64_t pg = 0; pg < g->k; pg += spg * KC) {             /* groups of KC-deep slabs */
+        const int64_t kg = PYNET_MIN(spg * KC, g->k - pg), ns = SFX(ceil_div)(kg, KC);
+        for (int64_t s = 0; s < ns; ++s) {
+            const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
+            SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp + s * stride,
+                        nq * tid / nt, nq * (tid + 1) / nt);
+        }
+        SFX(sync)(nt);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+        for (int64_t blk = 0; blk < nblk; ++blk) {                 /* 3rd loop: MC-tall blocks */
+            const int64_t ic = npan * blk / nblk * PYNET_MR;
+            const int64_t mc = PYNET_MIN(npan * (blk + 1) / nblk * PYNET_MR, g->m) - ic;
+            if (mc <= 0)
+                continue;
+            const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
+            for (int64_t s = 0; s < ns; ++s) {                     /* 4th loop inside: slabs in k order */
+                const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
+                SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, 0, nq * np);
+            }
+        }
+        if (!(last && pg + kg >= g->k))   /* packed B is overwritten next (after the last, the region ends) */
+            SFX(sync)(nt);
+    }
+}
+
 /* The loops around the micro-kernel, for thread tid of nt. With ic_par each thread takes whole
- * MC blocks (3rd loop) with its own packed A; otherwise threads share one packed A and split the
+ * MC blocks (gemm_slab_groups); otherwise threads share one packed A and split the
  * tiles of each block. Either way a C element is computed by one thread in a fixed k order. */
 static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
 {
     for (int64_t jc = 0; jc < g->n; jc += NC) {                    /* 5th loop: NC-wide panels of B and C */
         const int64_t nc = PYNET_MIN(NC, g->n - jc);
         const int64_t nq = SFX(ceil_div)(nc, NR);
+        if (ic_par) {
+            SFX(gemm_slab_groups)(g, tid, nt, jc, nc, jc + NC >= g->n);
+            continue;
+        }
         for (int64_t pc = 0; pc < g->k; pc += KC) {                /* 4th loop: KC-deep slabs of k */
             const int64_t kc = PYNET_MIN(KC, g->k - pc);
             const int beta = pc == 0 ? g->beta : 1;
             SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp,
                         nq * tid / nt, nq * (tid + 1) / nt);
             SFX(sync)(nt);
-            if (ic_par) {
-                REAL *ap = g->ap + (size_t)tid * g->na;
-                /* blocks: a multiple of nt, of near-equal whole MR panels (never above MC rows), so that
-                 * m = 512 is 4 × 132/116 rows rather than 144,144,144,80 (one thread 12 % idle) */
-                const int64_t npan = SFX(ceil_div)(g->m, PYNET_MR);
-                const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, MC), nt) * nt;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-                for (int64_t blk = 0; blk < nblk; ++blk) {         /* 3rd loop: MC-tall blocks, one per thread at a time */
-                    const int64_t ic = npan * blk / nblk * PYNET_MR;
-                    const int64_t mc = PYNET_MIN(npan * (blk + 1) / nblk * PYNET_MR, g->m) - ic;
-                    if (mc <= 0)
-                        continue;
-                    const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
-                    SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
-                    SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, ap, 0, nq * np);
-                }   /* implicit barrier: packed B is overwritten next */
-                continue;
-            }
             for (int64_t ic = 0; ic < g->m; ic += MC) {            /* 3rd loop: MC-tall blocks of A and C */
                 const int64_t mc = PYNET_MIN(MC, g->m - ic);
                 const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
@@ -164,13 +199,12 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
                             np * tid / nt, np * (tid + 1) / nt);
                 SFX(sync)(nt);
                 const int64_t ntiles = nq * np;
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, ntiles * tid / nt, ntiles * (tid + 1) / nt);
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt, ntiles * (tid + 1) / nt);
                 SFX(sync)(nt);                                      /* packed A is overwritten next */
             }
         }
     }
 }
-
 
 #ifdef UKR_NOPACK
 /* Rows of the next no-pack tile when rem rows are left: 6, but 4-row tiles where 6 would waste rows
@@ -234,7 +268,7 @@ void SFX(pynet_pack_need)(int64_t m, int64_t n, int64_t k, size_t *na, size_t *n
 {
     const int64_t kc = PYNET_MIN(KC, k);
     *na = (size_t)(SFX(ceil_div)(PYNET_MIN(MC, m), PYNET_MR) * PYNET_MR * kc);
-    *nb = (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc);
+    *nb = (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc * SFX(slabs_per_group)(n, k));
 }
 
 int SFX(pynet_pack_alloc)(SFX(pynet_pack) *pk, size_t na, size_t nb)
