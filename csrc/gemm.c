@@ -85,7 +85,7 @@ typedef struct {
     int64_t m, n, k, rsa, csa, rsb, csb, ldc;
     const REAL *A, *B;
     REAL *C, *ap, *bp;
-    size_t na;       /* elements of one packed-A block */
+    size_t na, nb;   /* elements of one packed-A block, of packed B */
     int beta;
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
@@ -140,7 +140,8 @@ static int64_t SFX(slabs_per_group)(int64_t n, int64_t k)
 static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64_t jc, int64_t nc, int last)
 {
     const int64_t nq = SFX(ceil_div)(nc, NR), kc0 = PYNET_MIN(KC, g->k);
-    const int64_t stride = nq * NR * kc0, spg = SFX(slabs_per_group)(g->n, g->k);
+    const int64_t stride = nq * NR * kc0;
+    const int64_t spg = PYNET_MAX(1, PYNET_MIN(SFX(slabs_per_group)(g->n, g->k), (int64_t)g->nb / stride));
     REAL *ap = g->ap + (size_t)tid * g->na;
     /* blocks: a multiple of nt, of near-equal whole MR panels (never above MC rows), so that
      * m = 512 is 4 × 132/116 rows rather than 144,144,144,80 (one thread 12 % idle) */
@@ -276,6 +277,7 @@ int SFX(pynet_pack_alloc)(SFX(pynet_pack) *pk, size_t na, size_t nb)
     /* one A block per thread, for GEMMs that split the 3rd loop; rounded to whole cache lines */
     na = (na + PYNET_ALIGN) / PYNET_ALIGN * PYNET_ALIGN;
     pk->na = na;
+    pk->nb = nb;
     pk->nta = pynet_get_num_threads();
     pk->a = pynet_aligned_alloc(na * (size_t)pk->nta * sizeof(REAL));
     pk->b = pynet_aligned_alloc(nb * sizeof(REAL));
@@ -342,15 +344,18 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
         }
     }
 #endif
-    SFX(pynet_pack) own = {NULL, NULL, 0, 0};
+    SFX(pynet_pack) own = {NULL, NULL, 0, 0, 0};
     if (!pk) {
         size_t na, nb;
         SFX(pynet_pack_need)(m, n, k, &na, &nb);
+        /* a one-off buffer holds one slab of B: its pages fault in afresh on every call, which for more
+         * slabs cost more than the barriers saved (2048³: 148 → 140 GFLOP/s) */
+        nb = PYNET_MIN(nb, (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * PYNET_MIN(KC, k)));
         if (SFX(pynet_pack_alloc)(&own, na, nb) != 0)
             abort(); /* out of memory for a few MiB of packing space: nothing sensible to return */
         pk = &own;
     }
-    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, beta, SFX(pynet_ukr_scalar)};
+    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);

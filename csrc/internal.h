@@ -49,9 +49,9 @@ void *pynet_aligned_alloc(size_t bytes);
 void pynet_aligned_free(void *p);
 
 /* Packing buffers for a sequence of GEMMs, sized once for the largest (fused kernels). */
-/* a holds nta MC×KC blocks of packed A (one per thread when threads split the 3rd loop) */
-typedef struct { float *a, *b; size_t na; int nta; } pynet_pack_f32;
-typedef struct { double *a, *b; size_t na; int nta; } pynet_pack_f64;
+/* a holds nta MC×KC blocks of packed A (one per thread when threads split the 3rd loop); b nb elements */
+typedef struct { float *a, *b; size_t na, nb; int nta; } pynet_pack_f32;
+typedef struct { double *a, *b; size_t na, nb; int nta; } pynet_pack_f64;
 
 void pynet_gemm_ws_f32(int64_t m, int64_t n, int64_t k, const float *A, int64_t rsa, int64_t csa,
                        const float *B, int64_t rsb, int64_t csb, float *C, int64_t ldc, int beta,
