@@ -1,24 +1,10 @@
 /* dense.c — the dense layer, generic over REAL. All three products go through one strided GEMM. */
 
 void SFX(pynet_dense_forward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b,
-                                 REAL *Z, const SFX(pynet_pack) *pk)
+                                 REAL *Z, const SFX(pynet_pack) *pk, int relu)
 {
-    /* start Z at the bias and accumulate X·W into it: saves a second pass over Z (large Z: rows split over
-     * the threads) */
-#ifdef _OPENMP
-    if (n * o >= (1 << 16) && pynet_get_num_threads() > 1) {
-#pragma omp parallel for num_threads(pynet_get_num_threads())
-        for (int64_t r = 0; r < n; ++r)
-            for (int64_t j = 0; j < o; ++j)
-                Z[r * o + j] = b[j];
-    } else
-#endif
-    {
-        for (int64_t r = 0; r < n; ++r)
-            for (int64_t j = 0; j < o; ++j)
-                Z[r * o + j] = b[j];
-    }
-    SFX(pynet_gemm_ws)(n, o, i, X, i, 1, W, o, 1, Z, o, 1, pk);
+    /* Z = b + X·W with the bias (and the hidden layer's ReLU) in the GEMM's tile stores: no passes over Z */
+    SFX(gemm_core)(n, o, i, X, i, 1, W, o, 1, Z, o, 0, b, relu, pk);
 }
 
 /* db[0..16) = column sums of 16 columns of dZ (row stride o), in row order, held in registers across the rows
@@ -64,7 +50,7 @@ void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X
 
 void SFX(pynet_dense_forward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b, REAL *Z)
 {
-    SFX(pynet_dense_forward_ws)(n, i, o, X, W, b, Z, NULL);
+    SFX(pynet_dense_forward_ws)(n, i, o, X, W, b, Z, NULL, 0);
 }
 
 void SFX(pynet_dense_backward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,

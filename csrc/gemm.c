@@ -87,6 +87,8 @@ typedef struct {
     REAL *C, *ap, *bp;
     size_t na, nb;   /* elements of one packed-A block, of packed B */
     int beta;
+    const REAL *bias;  /* epilogue (see gemm_core): bias row added in the first slab, ReLU after the last */
+    int relu;
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
 
@@ -99,9 +101,26 @@ static void SFX(sync)(int nt)
     }
 }
 
-/* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1). */
+/* The epilogue on a stored mr×nr tile, hot in L1: + bias (the tile holds A·B of the first slab, so this is
+ * acc + bias, the bits of C = bias then C += acc), then ReLU as the separate pass computes it. */
+static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REAL *bias, int relu)
+{
+    for (int64_t i = 0; i < mr; ++i)
+        for (int64_t j = 0; j < nr; ++j) {
+            REAL v = c[i * ldc + j];
+            if (bias)
+                v = v + bias[j];
+            if (relu)
+                v = v < 0 ? 0 : v;   /* NaN and −0 pass through, as vmaxps(0, v) */
+            c[i * ldc + j] = v;
+        }
+}
+
+/* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1).
+ * bias (C's columns jc…, first slab only: then beta is 0) and relu (last slab only): the epilogue. */
 static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
-                              int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1)
+                              int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1, const REAL *bias,
+                              int relu)
 {
     const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
     for (int64_t t = t0; t < t1; ++t) {                          /* 2nd loop (jr) × 1st loop (ir) */
@@ -120,6 +139,8 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
                 for (int64_t j = 0; j < nr; ++j)
                     c[i * g->ldc + j] = beta ? c[i * g->ldc + j] + tile[i * NR + j] : tile[i * NR + j];
         }
+        if (bias || relu)
+            SFX(tile_ep)(c, g->ldc, mr, nr, bias ? bias + j0 : NULL, relu);
     }
 }
 
@@ -167,7 +188,8 @@ static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64
             for (int64_t s = 0; s < ns; ++s) {                     /* 4th loop inside: slabs in k order */
                 const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
                 SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, 0, nq * np);
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, 0, nq * np,
+                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k);
             }
         }
         if (!(last && pg + kg >= g->k))   /* packed B is overwritten next (after the last, the region ends) */
@@ -200,7 +222,8 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
                             np * tid / nt, np * (tid + 1) / nt);
                 SFX(sync)(nt);
                 const int64_t ntiles = nq * np;
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt, ntiles * (tid + 1) / nt);
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt, ntiles * (tid + 1) / nt,
+                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k);
                 SFX(sync)(nt);                                      /* packed A is overwritten next */
             }
         }
@@ -219,7 +242,8 @@ static inline int64_t SFX(tile_rows)(int64_t rem)
  * as using it. A is read in place, B too when its rows are contiguous (else packed into bp, cheap
  * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
 static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
-                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta, REAL *bp)
+                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta, REAL *bp,
+                            const REAL *bias, int relu)
 {
     const int64_t nq = SFX(ceil_div)(n, NR);
     for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
@@ -235,7 +259,7 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
             for (int64_t i0 = 0, t; i0 < m; i0 += t) {         /* 1st loop: row tiles, A in place */
                 t = SFX(tile_rows)(m - i0);
                 UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
-                           (int)PYNET_MIN(t, m - i0), (int)nr);
+                           (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k);
             }
         }
     }
@@ -248,7 +272,8 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
  * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
  * every thread count. */
 static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
-                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta)
+                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                            const REAL *bias, int relu)
 {
     REAL bp[KC * NR] __attribute__((aligned(PYNET_ALIGN)));
     const int64_t j0 = q * NR, nr = PYNET_MIN(NR, n - j0);
@@ -259,7 +284,7 @@ static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const RE
         for (int64_t i0 = 0, t; i0 < m; i0 += t) {             /* 1st loop: row tiles, A in place */
             t = SFX(tile_rows)(m - i0);
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
-                       (int)PYNET_MIN(t, m - i0), (int)nr);
+                       (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k);
         }
     }
 }
@@ -295,17 +320,42 @@ void SFX(pynet_pack_free)(SFX(pynet_pack) *pk)
     pk->a = pk->b = NULL;
 }
 
-void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
-                        const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                        const SFX(pynet_pack) *pk)
+/* Paths without the fused epilogue (k = 0, the outer product, the one-column GEMV): C = bias before
+ * (then accumulated into), ReLU after, as separate passes. */
+static void SFX(fill_bias)(int64_t m, int64_t n, REAL *C, int64_t ldc, const REAL *bias)
+{
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+            C[i * ldc + j] = bias[j];
+}
+
+static void SFX(relu_pass)(int64_t m, int64_t n, REAL *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+            C[i * ldc + j] = C[i * ldc + j] < 0 ? 0 : C[i * ldc + j];
+}
+
+/* C = A·B (beta 0) or C += A·B (beta 1); with bias (not NULL) C = bias + A·B, C not read (beta ignored);
+ * relu: C = max(0, ·) at the end. Bias and ReLU run in each tile's store (the dense layer without two
+ * extra passes over Z), in the same operations as the passes: identical bits. */
+static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                           const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                           const REAL *bias, int relu, const SFX(pynet_pack) *pk)
 {
     if (m <= 0 || n <= 0)
         return;
+    if (bias)
+        beta = 0;
     if (k <= 0) {
-        if (!beta)
+        if (bias)
+            SFX(fill_bias)(m, n, C, ldc, bias);
+        else if (!beta)
             for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j)
                     C[i * ldc + j] = 0;
+        if (relu)
+            SFX(relu_pass)(m, n, C, ldc);
         return;
     }
 #ifdef UKR_NOPACK
@@ -316,16 +366,24 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
         int nt = pynet_threads_for(macs);
         if (k == 1 && force != 2 && csb == 1) {
             /* an outer product (dX of a layer with one output): no tiles for a one-step k loop */
-            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta);
+            if (bias)
+                SFX(fill_bias)(m, n, C, ldc, bias);
+            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta || bias);
+            if (relu)
+                SFX(relu_pass)(m, n, C, ldc);
             return;
         }
         if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {
             /* one output column (a 64→1 layer): the 6×16 tiles would compute 16 columns for 1 */
-            VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta, KC);
+            if (bias)
+                SFX(fill_bias)(m, n, C, ldc, bias);
+            VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta || bias, KC);
+            if (relu)
+                SFX(relu_pass)(m, n, C, ldc);
             return;
         }
         if (force != 2 && macs < PYNET_PAR_MIN_MACS && (csb == 1 || pk)) {
-            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL);
+            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL, bias, relu);
             return;
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
@@ -334,12 +392,12 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
             if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
                 for (int64_t q = 0; q < nq; ++q)
-                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta);
+                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu);
                 return;
             }
 #endif
             for (int64_t q = 0; q < nq; ++q)
-                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta);
+                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu);
             return;
         }
     }
@@ -355,7 +413,8 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
             abort(); /* out of memory for a few MiB of packing space: nothing sensible to return */
         pk = &own;
     }
-    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, SFX(pynet_ukr_scalar)};
+    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, bias, relu,
+                       SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);
@@ -375,6 +434,13 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
     }
     if (pk == &own)
         SFX(pynet_pack_free)(&own);
+}
+
+void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                        const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                        const SFX(pynet_pack) *pk)
+{
+    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, pk);
 }
 
 void SFX(pynet_gemm)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,

@@ -87,8 +87,9 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
     for (int64_t l = 0; l < nt->L; ++l) {
         const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
         const REAL *W = params + off, *b = params + off + ni * no;
-        SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk);
-        if (l + 1 < nt->L)
+        const int relu = l + 1 < nt->L && nt->acts[l] == ACT_RELU;   /* fused into the GEMM's stores */
+        SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk, relu);
+        if (l + 1 < nt->L && !relu)
             SFX(act_forward)((int)nt->acts[l], rows * no, nt->h[l + 1]);
         off += ni * no + no;
     }
@@ -442,10 +443,12 @@ void SFX(pynet_predict)(const REAL *params, int64_t nlayers, const int64_t *size
         for (int64_t l = 0; l < L; ++l) {                    /* layers, ping-ponging between the two buffers */
             const int64_t ni = sizes[l], no = sizes[l + 1];
             REAL *o = l + 1 == L ? out + start * k : buf[l & 1];
-            SFX(pynet_dense_forward_ws)(rows, ni, no, in, params + off, params + off + ni * no, o, &pk);
-            if (l + 1 < L)
-                SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
-            else if (acts[l] == ACT_SOFTMAX)
+            const int relu = l + 1 < L && acts[l] == ACT_RELU;   /* fused into the GEMM's stores */
+            SFX(pynet_dense_forward_ws)(rows, ni, no, in, params + off, params + off + ni * no, o, &pk, relu);
+            if (l + 1 < L) {
+                if (!relu)
+                    SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
+            } else if (acts[l] == ACT_SOFTMAX)
                 SFX(pynet_softmax)(rows, no, o, o);
             else
                 SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
