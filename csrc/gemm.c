@@ -164,10 +164,10 @@ static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64
     const int64_t stride = nq * NR * kc0;
     const int64_t spg = PYNET_MAX(1, PYNET_MIN(SFX(slabs_per_group)(g->n, g->k), (int64_t)g->nb / stride));
     REAL *ap = g->ap + (size_t)tid * g->na;
-    /* blocks: a multiple of nt, of near-equal whole MR panels (never above MC rows), so that
-     * m = 512 is 4 × 132/116 rows rather than 144,144,144,80 (one thread 12 % idle) */
+    /* blocks: a multiple of nt, of near-equal whole MR panels (about PYNET_MC_PAR rows, well under MC), so that
+     * m = 512 is 12 × 42/48 rows rather than 144,144,144,80 (one thread 12 % idle) */
     const int64_t npan = SFX(ceil_div)(g->m, PYNET_MR);
-    const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, MC), nt) * nt;
+    const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, PYNET_MC_PAR), nt) * nt;
     for (int64_t pg = 0; pg < g->k; pg += spg * KC) {             /* groups of KC-deep slabs */
         const int64_t kg = PYNET_MIN(spg * KC, g->k - pg), ns = SFX(ceil_div)(kg, KC);
         for (int64_t s = 0; s < ns; ++s) {
