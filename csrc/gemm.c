@@ -89,6 +89,7 @@ typedef struct {
     int beta;
     const REAL *bias;  /* epilogue (see gemm_core): bias row added in the first slab, ReLU after the last */
     int relu;
+    const REAL *mask;  /* epilogue: C *= [mask > 0] after the last slab (mask laid out as C) */
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
 
@@ -103,7 +104,7 @@ static void SFX(sync)(int nt)
 
 /* The epilogue on a stored mr×nr tile, hot in L1: + bias (the tile holds A·B of the first slab, so this is
  * acc + bias, the bits of C = bias then C += acc), then ReLU as the separate pass computes it. */
-static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REAL *bias, int relu)
+static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REAL *bias, int relu, const REAL *mask)
 {
     for (int64_t i = 0; i < mr; ++i)
         for (int64_t j = 0; j < nr; ++j) {
@@ -112,6 +113,8 @@ static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REA
                 v = v + bias[j];
             if (relu)
                 v = v < 0 ? 0 : v;   /* NaN and −0 pass through, as vmaxps(0, v) */
+            if (mask)   /* ReLU backward: a product, as its pass; no branch (the signs are random) */
+                v = v * (REAL)(mask[i * ldc + j] > 0);
             c[i * ldc + j] = v;
         }
 }
@@ -120,7 +123,7 @@ static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REA
  * bias (C's columns jc…, first slab only: then beta is 0) and relu (last slab only): the epilogue. */
 static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
                               int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1, const REAL *bias,
-                              int relu)
+                              int relu, const REAL *mask)
 {
     const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
     for (int64_t t = t0; t < t1; ++t) {                          /* 2nd loop (jr) × 1st loop (ir) */
@@ -139,8 +142,15 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
                 for (int64_t j = 0; j < nr; ++j)
                     c[i * g->ldc + j] = beta ? c[i * g->ldc + j] + tile[i * NR + j] : tile[i * NR + j];
         }
-        if (bias || relu)
-            SFX(tile_ep)(c, g->ldc, mr, nr, bias ? bias + j0 : NULL, relu);
+        if (bias || relu || mask) {
+#ifdef VEC_TILE_EP
+            if (nr == NR && pynet_simd_active()) {
+                VEC_TILE_EP(c, g->ldc, mr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+                continue;
+            }
+#endif
+            SFX(tile_ep)(c, g->ldc, mr, nr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+        }
     }
 }
 
@@ -189,7 +199,8 @@ static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64
                 const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
                 SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
                 SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, 0, nq * np,
-                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k);
+                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
+                                  pc + kc >= g->k ? g->mask : NULL);
             }
         }
         if (!(last && pg + kg >= g->k))   /* packed B is overwritten next (after the last, the region ends) */
@@ -223,7 +234,8 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
                 SFX(sync)(nt);
                 const int64_t ntiles = nq * np;
                 SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt, ntiles * (tid + 1) / nt,
-                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k);
+                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
+                                  pc + kc >= g->k ? g->mask : NULL);
                 SFX(sync)(nt);                                      /* packed A is overwritten next */
             }
         }
@@ -243,7 +255,7 @@ static inline int64_t SFX(tile_rows)(int64_t rem)
  * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
 static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
                             const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta, REAL *bp,
-                            const REAL *bias, int relu)
+                            const REAL *bias, int relu, const REAL *mask)
 {
     const int64_t nq = SFX(ceil_div)(n, NR);
     for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
@@ -259,7 +271,8 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
             for (int64_t i0 = 0, t; i0 < m; i0 += t) {         /* 1st loop: row tiles, A in place */
                 t = SFX(tile_rows)(m - i0);
                 UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
-                           (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k);
+                           (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
+                           mask && pc + kc >= k ? mask + i0 * ldc + j0 : NULL);
             }
         }
     }
@@ -273,7 +286,7 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
  * every thread count. */
 static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
                             int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                            const REAL *bias, int relu)
+                            const REAL *bias, int relu, const REAL *mask)
 {
     REAL bp[KC * NR] __attribute__((aligned(PYNET_ALIGN)));
     const int64_t j0 = q * NR, nr = PYNET_MIN(NR, n - j0);
@@ -284,7 +297,8 @@ static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const RE
         for (int64_t i0 = 0, t; i0 < m; i0 += t) {             /* 1st loop: row tiles, A in place */
             t = SFX(tile_rows)(m - i0);
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
-                       (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k);
+                       (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
+                       mask && pc + kc >= k ? mask + i0 * ldc + j0 : NULL);
         }
     }
 }
@@ -329,19 +343,24 @@ static void SFX(fill_bias)(int64_t m, int64_t n, REAL *C, int64_t ldc, const REA
             C[i * ldc + j] = bias[j];
 }
 
-static void SFX(relu_pass)(int64_t m, int64_t n, REAL *C, int64_t ldc)
+static void SFX(relu_pass)(int64_t m, int64_t n, REAL *C, int64_t ldc, int relu, const REAL *mask)
 {
-    for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j)
-            C[i * ldc + j] = C[i * ldc + j] < 0 ? 0 : C[i * ldc + j];
+    if (ldc == n) {   /* contiguous: the vectorised passes (activations.c) */
+        if (relu)
+            SFX(pynet_activation_forward)(ACT_RELU, m * n, C, C);
+        if (mask)
+            SFX(pynet_activation_backward)(ACT_RELU, m * n, mask, C, C);
+    } else if (relu || mask) {
+        SFX(tile_ep)(C, ldc, m, n, NULL, relu, mask);
+    }
 }
 
 /* C = A·B (beta 0) or C += A·B (beta 1); with bias (not NULL) C = bias + A·B, C not read (beta ignored);
- * relu: C = max(0, ·) at the end. Bias and ReLU run in each tile's store (the dense layer without two
+ * relu: C = max(0, ·) at the end; mask (not NULL, laid out as C): C = C·[mask > 0] at the end (ReLU backward). Bias and ReLU run in each tile's store (the dense layer without two
  * extra passes over Z), in the same operations as the passes: identical bits. */
 static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                           const REAL *bias, int relu, const SFX(pynet_pack) *pk)
+                           const REAL *bias, int relu, const REAL *mask, const SFX(pynet_pack) *pk)
 {
     if (m <= 0 || n <= 0)
         return;
@@ -354,8 +373,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j)
                     C[i * ldc + j] = 0;
-        if (relu)
-            SFX(relu_pass)(m, n, C, ldc);
+        SFX(relu_pass)(m, n, C, ldc, relu, mask);
         return;
     }
 #ifdef UKR_NOPACK
@@ -369,8 +387,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             if (bias)
                 SFX(fill_bias)(m, n, C, ldc, bias);
             VEC_RANK1(m, n, A, rsa, B, C, ldc, beta || bias);
-            if (relu)
-                SFX(relu_pass)(m, n, C, ldc);
+            SFX(relu_pass)(m, n, C, ldc, relu, mask);
             return;
         }
         if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {
@@ -378,12 +395,11 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             if (bias)
                 SFX(fill_bias)(m, n, C, ldc, bias);
             VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta || bias, KC);
-            if (relu)
-                SFX(relu_pass)(m, n, C, ldc);
+            SFX(relu_pass)(m, n, C, ldc, relu, mask);
             return;
         }
         if (force != 2 && macs < PYNET_PAR_MIN_MACS && (csb == 1 || pk)) {
-            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL, bias, relu);
+            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL, bias, relu, mask);
             return;
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
@@ -392,12 +408,12 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
                 for (int64_t q = 0; q < nq; ++q)
-                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu);
+                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask);
                 return;
             }
 #endif
             for (int64_t q = 0; q < nq; ++q)
-                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu);
+                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask);
             return;
         }
     }
@@ -413,7 +429,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             abort(); /* out of memory for a few MiB of packing space: nothing sensible to return */
         pk = &own;
     }
-    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, bias, relu,
+    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, bias, relu, mask,
                        SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
@@ -440,7 +456,7 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
                         const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
                         const SFX(pynet_pack) *pk)
 {
-    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, pk);
+    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, NULL, pk);
 }
 
 void SFX(pynet_gemm)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,

@@ -178,10 +178,12 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     for (int64_t l = L - 1; l >= 0; --l) {
         const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
         off -= ni * no + no;
+        const int relu = l > 0 && nt->acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
         SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
-                                     l > 0 ? dX : NULL, &nt->pk);
+                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL);
         if (l > 0) {
-            SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
+            if (!relu)
+                SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
             REAL *t = dZ;
             dZ = dX;
             dX = t;
