@@ -30,6 +30,15 @@
  * network's 512×1024 and 1024×512 (2 MiB) about 20 % faster packed (docs/performance.md). */
 #define PYNET_PANELS_MAX_A_BYTES (512.0 * 1024.0)
 
+/* The packed path packs this many bytes of B (whole KC slabs) between two barriers: the wide
+ * network's 1024×1024 B entirely (4 MiB, one barrier per GEMM); 2048² in two groups (L3: 32 MiB). */
+#define PYNET_PACKB_GROUP_BYTES (8.0 * 1024.0 * 1024.0)
+
+/* Rows of the blocks threads claim in the packed path (at most MC): small blocks, so a thread the host
+ * delays hands its share to the other instead of holding it up at the GEMM's end. Wide network, same-run
+ * A/B against 132-row blocks: 748 -> 681 ms (72 rows: 700; 36 and 24 within noise of 48). */
+#define PYNET_MC_PAR 48
+
 /* Alignment of the packing buffers (a cache line; NR floats per k-row = 64 bytes). */
 #define PYNET_ALIGN 64
 

@@ -1,24 +1,10 @@
 /* dense.c — the dense layer, generic over REAL. All three products go through one strided GEMM. */
 
 void SFX(pynet_dense_forward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b,
-                                 REAL *Z, const SFX(pynet_pack) *pk)
+                                 REAL *Z, const SFX(pynet_pack) *pk, int relu)
 {
-    /* start Z at the bias and accumulate X·W into it: saves a second pass over Z (large Z: rows split over
-     * the threads) */
-#ifdef _OPENMP
-    if (n * o >= (1 << 16) && pynet_get_num_threads() > 1) {
-#pragma omp parallel for num_threads(pynet_get_num_threads())
-        for (int64_t r = 0; r < n; ++r)
-            for (int64_t j = 0; j < o; ++j)
-                Z[r * o + j] = b[j];
-    } else
-#endif
-    {
-        for (int64_t r = 0; r < n; ++r)
-            for (int64_t j = 0; j < o; ++j)
-                Z[r * o + j] = b[j];
-    }
-    SFX(pynet_gemm_ws)(n, o, i, X, i, 1, W, o, 1, Z, o, 1, pk);
+    /* Z = b + X·W with the bias (and the hidden layer's ReLU) in the GEMM's tile stores: no passes over Z */
+    SFX(gemm_core)(n, o, i, X, i, 1, W, o, 1, Z, o, 0, b, relu, NULL, pk);
 }
 
 /* db[0..16) = column sums of 16 columns of dZ (row stride o), in row order, held in registers across the rows
@@ -34,7 +20,7 @@ static void SFX(colsum16)(int64_t n, int64_t o, const REAL *dZ, REAL *db)
 }
 
 void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
-                                  REAL *dW, REAL *db, REAL *dX, const SFX(pynet_pack) *pk)
+                                  REAL *dW, REAL *db, REAL *dX, const SFX(pynet_pack) *pk, const REAL *mask)
 {
     /* dW = Xᵀ·dZ: A(r, p) = X[p*i + r], i.e. row stride 1, column stride i */
     SFX(pynet_gemm_ws)(i, o, n, X, 1, i, dZ, o, 1, dW, o, 0, pk);
@@ -58,17 +44,17 @@ void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X
         for (int64_t j = j0; j < o; ++j)
             db[j] += dZ[r * o + j];
     /* dX = dZ·Wᵀ: B(p, j) = W[j*o + p], i.e. row stride 1, column stride o */
-    if (dX)
-        SFX(pynet_gemm_ws)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, pk);
+    if (dX)   /* mask (X itself, a ReLU output): dX · [X > 0], the previous layer's ReLU backward, in the stores */
+        SFX(gemm_core)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, NULL, 0, mask, pk);
 }
 
 void SFX(pynet_dense_forward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b, REAL *Z)
 {
-    SFX(pynet_dense_forward_ws)(n, i, o, X, W, b, Z, NULL);
+    SFX(pynet_dense_forward_ws)(n, i, o, X, W, b, Z, NULL, 0);
 }
 
 void SFX(pynet_dense_backward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
                                REAL *dW, REAL *db, REAL *dX)
 {
-    SFX(pynet_dense_backward_ws)(n, i, o, X, W, dZ, dW, db, dX, NULL);
+    SFX(pynet_dense_backward_ws)(n, i, o, X, W, dZ, dW, db, dX, NULL, NULL);
 }

@@ -85,8 +85,11 @@ typedef struct {
     int64_t m, n, k, rsa, csa, rsb, csb, ldc;
     const REAL *A, *B;
     REAL *C, *ap, *bp;
-    size_t na;       /* elements of one packed-A block */
+    size_t na, nb;   /* elements of one packed-A block, of packed B */
     int beta;
+    const REAL *bias;  /* epilogue (see gemm_core): bias row added in the first slab, ReLU after the last */
+    int relu;
+    const REAL *mask;  /* epilogue: C *= [mask > 0] after the last slab (mask laid out as C) */
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
 
@@ -99,16 +102,35 @@ static void SFX(sync)(int nt)
     }
 }
 
-/* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1). */
+/* The epilogue on a stored mr×nr tile, hot in L1: + bias (the tile holds A·B of the first slab, so this is
+ * acc + bias, the bits of C = bias then C += acc), then ReLU as the separate pass computes it. */
+static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REAL *bias, int relu, const REAL *mask)
+{
+    for (int64_t i = 0; i < mr; ++i)
+        for (int64_t j = 0; j < nr; ++j) {
+            REAL v = c[i * ldc + j];
+            if (bias)
+                v = v + bias[j];
+            if (relu)
+                v = v < 0 ? 0 : v;   /* NaN and −0 pass through, as vmaxps(0, v) */
+            if (mask)   /* ReLU backward: a product, as its pass; no branch (the signs are random) */
+                v = v * (REAL)(mask[i * ldc + j] > 0);
+            c[i * ldc + j] = v;
+        }
+}
+
+/* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1).
+ * bias (C's columns jc…, first slab only: then beta is 0) and relu (last slab only): the epilogue. */
 static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
-                              int beta, const REAL *ap, int64_t t0, int64_t t1)
+                              int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1, const REAL *bias,
+                              int relu, const REAL *mask)
 {
     const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
     for (int64_t t = t0; t < t1; ++t) {                          /* 2nd loop (jr) × 1st loop (ir) */
         const int64_t jr = t / np, ir = t % np;
         const int64_t i0 = ir * PYNET_MR, j0 = jr * NR;
         const int64_t mr = PYNET_MIN(PYNET_MR, mc - i0), nr = PYNET_MIN(NR, nc - j0);
-        const REAL *a = ap + ir * PYNET_MR * kc, *b = g->bp + jr * NR * kc;
+        const REAL *a = ap + ir * PYNET_MR * kc, *b = bp + jr * NR * kc;
         REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
         if (mr == PYNET_MR && nr == NR) {
             g->ukr(kc, a, b, c, g->ldc, beta);
@@ -120,43 +142,90 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
                 for (int64_t j = 0; j < nr; ++j)
                     c[i * g->ldc + j] = beta ? c[i * g->ldc + j] + tile[i * NR + j] : tile[i * NR + j];
         }
+        if (bias || relu || mask) {
+#ifdef VEC_TILE_EP
+            if (nr == NR && pynet_simd_active()) {
+                VEC_TILE_EP(c, g->ldc, mr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+                continue;
+            }
+#endif
+            SFX(tile_ep)(c, g->ldc, mr, nr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+        }
+    }
+}
+
+/* KC-deep slabs of B packed together, one group at a time: as many slabs as fit in
+ * PYNET_PACKB_GROUP_BYTES (all of k for the wide network's 1024×1024 B, 4 MiB, in L3). */
+static int64_t SFX(slabs_per_group)(int64_t n, int64_t k)
+{
+    const int64_t kc = PYNET_MIN(KC, k), slab = SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc;
+    const int64_t fit = (int64_t)(PYNET_PACKB_GROUP_BYTES / (double)(slab * (int64_t)sizeof(REAL)));
+    return PYNET_MAX(1, PYNET_MIN(fit, SFX(ceil_div)(k, KC)));
+}
+
+/* Threads take whole MC blocks (3rd loop), each with its own packed A. All threads pack a group of B
+ * slabs, meet at one barrier, then each claims blocks and runs a block through every slab of the
+ * group before claiming the next: one barrier per group (per GEMM for the wide network) instead of
+ * two per KC slab, where a thread delayed by the host held up the other at every slab. Each C element
+ * is still computed by one thread, slabs in k order: identical bits. */
+static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64_t jc, int64_t nc, int last)
+{
+    const int64_t nq = SFX(ceil_div)(nc, NR), kc0 = PYNET_MIN(KC, g->k);
+    const int64_t stride = nq * NR * kc0;
+    const int64_t spg = PYNET_MAX(1, PYNET_MIN(SFX(slabs_per_group)(g->n, g->k), (int64_t)g->nb / stride));
+    REAL *ap = g->ap + (size_t)tid * g->na;
+    /* blocks: a multiple of nt, of near-equal whole MR panels (about PYNET_MC_PAR rows, well under MC), so that
+     * m = 512 is 12 × 42/48 rows rather than 144,144,144,80 (one thread 12 % idle) */
+    const int64_t npan = SFX(ceil_div)(g->m, PYNET_MR);
+    const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, PYNET_MC_PAR), nt) * nt;
+    for (int64_t pg = 0; pg < g->k; pg += spg * KC) {             /* groups of KC-deep slabs */
+        const int64_t kg = PYNET_MIN(spg * KC, g->k - pg), ns = SFX(ceil_div)(kg, KC);
+        for (int64_t s = 0; s < ns; ++s) {
+            const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
+            SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp + s * stride,
+                        nq * tid / nt, nq * (tid + 1) / nt);
+        }
+        SFX(sync)(nt);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+        for (int64_t blk = 0; blk < nblk; ++blk) {                 /* 3rd loop: MC-tall blocks */
+            const int64_t ic = npan * blk / nblk * PYNET_MR;
+            const int64_t mc = PYNET_MIN(npan * (blk + 1) / nblk * PYNET_MR, g->m) - ic;
+            if (mc <= 0)
+                continue;
+            const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
+            for (int64_t s = 0; s < ns; ++s) {                     /* 4th loop inside: slabs in k order */
+                const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
+                SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, 0, nq * np,
+                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
+                                  pc + kc >= g->k ? g->mask : NULL);
+            }
+        }
+        if (!(last && pg + kg >= g->k))   /* packed B is overwritten next (after the last, the region ends) */
+            SFX(sync)(nt);
     }
 }
 
 /* The loops around the micro-kernel, for thread tid of nt. With ic_par each thread takes whole
- * MC blocks (3rd loop) with its own packed A; otherwise threads share one packed A and split the
+ * MC blocks (gemm_slab_groups); otherwise threads share one packed A and split the
  * tiles of each block. Either way a C element is computed by one thread in a fixed k order. */
 static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
 {
     for (int64_t jc = 0; jc < g->n; jc += NC) {                    /* 5th loop: NC-wide panels of B and C */
         const int64_t nc = PYNET_MIN(NC, g->n - jc);
         const int64_t nq = SFX(ceil_div)(nc, NR);
+        if (ic_par) {
+            SFX(gemm_slab_groups)(g, tid, nt, jc, nc, jc + NC >= g->n);
+            continue;
+        }
         for (int64_t pc = 0; pc < g->k; pc += KC) {                /* 4th loop: KC-deep slabs of k */
             const int64_t kc = PYNET_MIN(KC, g->k - pc);
             const int beta = pc == 0 ? g->beta : 1;
             SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp,
                         nq * tid / nt, nq * (tid + 1) / nt);
             SFX(sync)(nt);
-            if (ic_par) {
-                REAL *ap = g->ap + (size_t)tid * g->na;
-                /* blocks: a multiple of nt, of near-equal whole MR panels (never above MC rows), so that
-                 * m = 512 is 4 × 132/116 rows rather than 144,144,144,80 (one thread 12 % idle) */
-                const int64_t npan = SFX(ceil_div)(g->m, PYNET_MR);
-                const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, MC), nt) * nt;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-                for (int64_t blk = 0; blk < nblk; ++blk) {         /* 3rd loop: MC-tall blocks, one per thread at a time */
-                    const int64_t ic = npan * blk / nblk * PYNET_MR;
-                    const int64_t mc = PYNET_MIN(npan * (blk + 1) / nblk * PYNET_MR, g->m) - ic;
-                    if (mc <= 0)
-                        continue;
-                    const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
-                    SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
-                    SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, ap, 0, nq * np);
-                }   /* implicit barrier: packed B is overwritten next */
-                continue;
-            }
             for (int64_t ic = 0; ic < g->m; ic += MC) {            /* 3rd loop: MC-tall blocks of A and C */
                 const int64_t mc = PYNET_MIN(MC, g->m - ic);
                 const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
@@ -164,13 +233,14 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
                             np * tid / nt, np * (tid + 1) / nt);
                 SFX(sync)(nt);
                 const int64_t ntiles = nq * np;
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, ntiles * tid / nt, ntiles * (tid + 1) / nt);
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt, ntiles * (tid + 1) / nt,
+                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
+                                  pc + kc >= g->k ? g->mask : NULL);
                 SFX(sync)(nt);                                      /* packed A is overwritten next */
             }
         }
     }
 }
-
 
 #ifdef UKR_NOPACK
 /* Rows of the next no-pack tile when rem rows are left: 6, but 4-row tiles where 6 would waste rows
@@ -184,7 +254,8 @@ static inline int64_t SFX(tile_rows)(int64_t rem)
  * as using it. A is read in place, B too when its rows are contiguous (else packed into bp, cheap
  * here). Same KC slabs and the same FMA order per element as the packed path: identical bits. */
 static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
-                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta, REAL *bp)
+                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta, REAL *bp,
+                            const REAL *bias, int relu, const REAL *mask)
 {
     const int64_t nq = SFX(ceil_div)(n, NR);
     for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
@@ -200,7 +271,8 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
             for (int64_t i0 = 0, t; i0 < m; i0 += t) {         /* 1st loop: row tiles, A in place */
                 t = SFX(tile_rows)(m - i0);
                 UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, b, ldb, C + i0 * ldc + j0, ldc, be,
-                           (int)PYNET_MIN(t, m - i0), (int)nr);
+                           (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
+                           mask && pc + kc >= k ? mask + i0 * ldc + j0 : NULL);
             }
         }
     }
@@ -213,7 +285,8 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
  * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
  * every thread count. */
 static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
-                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta)
+                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                            const REAL *bias, int relu, const REAL *mask)
 {
     REAL bp[KC * NR] __attribute__((aligned(PYNET_ALIGN)));
     const int64_t j0 = q * NR, nr = PYNET_MIN(NR, n - j0);
@@ -224,7 +297,8 @@ static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const RE
         for (int64_t i0 = 0, t; i0 < m; i0 += t) {             /* 1st loop: row tiles, A in place */
             t = SFX(tile_rows)(m - i0);
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
-                       (int)PYNET_MIN(t, m - i0), (int)nr);
+                       (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
+                       mask && pc + kc >= k ? mask + i0 * ldc + j0 : NULL);
         }
     }
 }
@@ -234,7 +308,7 @@ void SFX(pynet_pack_need)(int64_t m, int64_t n, int64_t k, size_t *na, size_t *n
 {
     const int64_t kc = PYNET_MIN(KC, k);
     *na = (size_t)(SFX(ceil_div)(PYNET_MIN(MC, m), PYNET_MR) * PYNET_MR * kc);
-    *nb = (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc);
+    *nb = (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * kc * SFX(slabs_per_group)(n, k));
 }
 
 int SFX(pynet_pack_alloc)(SFX(pynet_pack) *pk, size_t na, size_t nb)
@@ -242,6 +316,7 @@ int SFX(pynet_pack_alloc)(SFX(pynet_pack) *pk, size_t na, size_t nb)
     /* one A block per thread, for GEMMs that split the 3rd loop; rounded to whole cache lines */
     na = (na + PYNET_ALIGN) / PYNET_ALIGN * PYNET_ALIGN;
     pk->na = na;
+    pk->nb = nb;
     pk->nta = pynet_get_num_threads();
     pk->a = pynet_aligned_alloc(na * (size_t)pk->nta * sizeof(REAL));
     pk->b = pynet_aligned_alloc(nb * sizeof(REAL));
@@ -259,17 +334,46 @@ void SFX(pynet_pack_free)(SFX(pynet_pack) *pk)
     pk->a = pk->b = NULL;
 }
 
-void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
-                        const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                        const SFX(pynet_pack) *pk)
+/* Paths without the fused epilogue (k = 0, the outer product, the one-column GEMV): C = bias before
+ * (then accumulated into), ReLU after, as separate passes. */
+static void SFX(fill_bias)(int64_t m, int64_t n, REAL *C, int64_t ldc, const REAL *bias)
+{
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+            C[i * ldc + j] = bias[j];
+}
+
+static void SFX(relu_pass)(int64_t m, int64_t n, REAL *C, int64_t ldc, int relu, const REAL *mask)
+{
+    if (ldc == n) {   /* contiguous: the vectorised passes (activations.c) */
+        if (relu)
+            SFX(pynet_activation_forward)(ACT_RELU, m * n, C, C);
+        if (mask)
+            SFX(pynet_activation_backward)(ACT_RELU, m * n, mask, C, C);
+    } else if (relu || mask) {
+        SFX(tile_ep)(C, ldc, m, n, NULL, relu, mask);
+    }
+}
+
+/* C = A·B (beta 0) or C += A·B (beta 1); with bias (not NULL) C = bias + A·B, C not read (beta ignored);
+ * relu: C = max(0, ·) at the end; mask (not NULL, laid out as C): C = C·[mask > 0] at the end (ReLU backward). Bias and ReLU run in each tile's store (the dense layer without two
+ * extra passes over Z), in the same operations as the passes: identical bits. */
+static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                           const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                           const REAL *bias, int relu, const REAL *mask, const SFX(pynet_pack) *pk)
 {
     if (m <= 0 || n <= 0)
         return;
+    if (bias)
+        beta = 0;
     if (k <= 0) {
-        if (!beta)
+        if (bias)
+            SFX(fill_bias)(m, n, C, ldc, bias);
+        else if (!beta)
             for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j)
                     C[i * ldc + j] = 0;
+        SFX(relu_pass)(m, n, C, ldc, relu, mask);
         return;
     }
 #ifdef UKR_NOPACK
@@ -280,16 +384,22 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
         int nt = pynet_threads_for(macs);
         if (k == 1 && force != 2 && csb == 1) {
             /* an outer product (dX of a layer with one output): no tiles for a one-step k loop */
-            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta);
+            if (bias)
+                SFX(fill_bias)(m, n, C, ldc, bias);
+            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta || bias);
+            SFX(relu_pass)(m, n, C, ldc, relu, mask);
             return;
         }
         if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {
             /* one output column (a 64→1 layer): the 6×16 tiles would compute 16 columns for 1 */
-            VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta, KC);
+            if (bias)
+                SFX(fill_bias)(m, n, C, ldc, bias);
+            VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta || bias, KC);
+            SFX(relu_pass)(m, n, C, ldc, relu, mask);
             return;
         }
         if (force != 2 && macs < PYNET_PAR_MIN_MACS && (csb == 1 || pk)) {
-            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL);
+            SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL, bias, relu, mask);
             return;
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
@@ -298,25 +408,29 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
             if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
                 for (int64_t q = 0; q < nq; ++q)
-                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta);
+                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask);
                 return;
             }
 #endif
             for (int64_t q = 0; q < nq; ++q)
-                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta);
+                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask);
             return;
         }
     }
 #endif
-    SFX(pynet_pack) own = {NULL, NULL, 0, 0};
+    SFX(pynet_pack) own = {NULL, NULL, 0, 0, 0};
     if (!pk) {
         size_t na, nb;
         SFX(pynet_pack_need)(m, n, k, &na, &nb);
+        /* a one-off buffer holds one slab of B: its pages fault in afresh on every call, which for more
+         * slabs cost more than the barriers saved (2048³: 148 → 140 GFLOP/s) */
+        nb = PYNET_MIN(nb, (size_t)(SFX(ceil_div)(PYNET_MIN(NC, n), NR) * NR * PYNET_MIN(KC, k)));
         if (SFX(pynet_pack_alloc)(&own, na, nb) != 0)
             abort(); /* out of memory for a few MiB of packing space: nothing sensible to return */
         pk = &own;
     }
-    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, beta, SFX(pynet_ukr_scalar)};
+    SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, bias, relu, mask,
+                       SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);
@@ -336,6 +450,13 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
     }
     if (pk == &own)
         SFX(pynet_pack_free)(&own);
+}
+
+void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                        const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                        const SFX(pynet_pack) *pk)
+{
+    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, NULL, pk);
 }
 
 void SFX(pynet_gemm)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,

@@ -26,12 +26,16 @@ void pynet_ukr_scalar_f64(int64_t k, const double *a, const double *b, double *c
 #if PYNET_X86_SIMD
 void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
 void pynet_ukr_avx2_f64(int64_t k, const double *a, const double *b, double *c, int64_t rsc, int beta);
+/* bias (not NULL: C = bias + A·B, C not read), relu (max(0, ·) before the store) and mask (not NULL, the
+ * tile's elements of a matrix laid out as C: C·[mask > 0] before the store) fuse the dense layer */
 void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
-                               int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr);
+                               int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr, const float *bias,
+                               int relu, const float *mask);
 void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
                             int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax);
 void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
                            int64_t ldc, int beta);
+void pynet_tile_ep_avx2_f32(float *c, int64_t ldc, int64_t mr, const float *bias, int relu, const float *mask);
 void pynet_pack_a6_avx2_f32(int64_t kc, const float *src, int64_t rsa, float *dst);
 void pynet_pack_bt_avx2_f32(int64_t kc, int64_t nr, const float *src, int64_t csb, float *dst);
 double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *velocity, double lr, double momentum,
@@ -49,9 +53,9 @@ void *pynet_aligned_alloc(size_t bytes);
 void pynet_aligned_free(void *p);
 
 /* Packing buffers for a sequence of GEMMs, sized once for the largest (fused kernels). */
-/* a holds nta MC×KC blocks of packed A (one per thread when threads split the 3rd loop) */
-typedef struct { float *a, *b; size_t na; int nta; } pynet_pack_f32;
-typedef struct { double *a, *b; size_t na; int nta; } pynet_pack_f64;
+/* a holds nta MC×KC blocks of packed A (one per thread when threads split the 3rd loop); b nb elements */
+typedef struct { float *a, *b; size_t na, nb; int nta; } pynet_pack_f32;
+typedef struct { double *a, *b; size_t na, nb; int nta; } pynet_pack_f64;
 
 void pynet_gemm_ws_f32(int64_t m, int64_t n, int64_t k, const float *A, int64_t rsa, int64_t csa,
                        const float *B, int64_t rsb, int64_t csb, float *C, int64_t ldc, int beta,
@@ -67,14 +71,15 @@ int pynet_pack_alloc_f64(pynet_pack_f64 *pk, size_t na, size_t nb);
 void pynet_pack_free_f32(pynet_pack_f32 *pk);
 void pynet_pack_free_f64(pynet_pack_f64 *pk);
 
+/* relu: Z = max(0, X·W + b) in the GEMM's store (the same bits as the separate pass) */
 void pynet_dense_forward_ws_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *b,
-                                float *Z, const pynet_pack_f32 *pk);
+                                float *Z, const pynet_pack_f32 *pk, int relu);
 void pynet_dense_forward_ws_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *b,
-                                double *Z, const pynet_pack_f64 *pk);
+                                double *Z, const pynet_pack_f64 *pk, int relu);
 void pynet_dense_backward_ws_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *dZ,
-                                 float *dW, float *db, float *dX, const pynet_pack_f32 *pk);
+                                 float *dW, float *db, float *dX, const pynet_pack_f32 *pk, const float *mask);
 void pynet_dense_backward_ws_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *dZ,
-                                 double *dW, double *db, double *dX, const pynet_pack_f64 *pk);
+                                 double *dW, double *db, double *dX, const pynet_pack_f64 *pk, const double *mask);
 
 /* contract codes (kernels/contract.py) */
 enum { ACT_IDENTITY, ACT_RELU, ACT_SOFTPLUS, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX };

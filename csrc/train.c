@@ -87,8 +87,9 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
     for (int64_t l = 0; l < nt->L; ++l) {
         const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
         const REAL *W = params + off, *b = params + off + ni * no;
-        SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk);
-        if (l + 1 < nt->L)
+        const int relu = l + 1 < nt->L && nt->acts[l] == ACT_RELU;   /* fused into the GEMM's stores */
+        SFX(pynet_dense_forward_ws)(rows, ni, no, nt->h[l], W, b, nt->h[l + 1], &nt->pk, relu);
+        if (l + 1 < nt->L && !relu)
             SFX(act_forward)((int)nt->acts[l], rows * no, nt->h[l + 1]);
         off += ni * no + no;
     }
@@ -177,10 +178,12 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     for (int64_t l = L - 1; l >= 0; --l) {
         const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
         off -= ni * no + no;
+        const int relu = l > 0 && nt->acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
         SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
-                                     l > 0 ? dX : NULL, &nt->pk);
+                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL);
         if (l > 0) {
-            SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
+            if (!relu)
+                SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
             REAL *t = dZ;
             dZ = dX;
             dX = t;
@@ -442,10 +445,12 @@ void SFX(pynet_predict)(const REAL *params, int64_t nlayers, const int64_t *size
         for (int64_t l = 0; l < L; ++l) {                    /* layers, ping-ponging between the two buffers */
             const int64_t ni = sizes[l], no = sizes[l + 1];
             REAL *o = l + 1 == L ? out + start * k : buf[l & 1];
-            SFX(pynet_dense_forward_ws)(rows, ni, no, in, params + off, params + off + ni * no, o, &pk);
-            if (l + 1 < L)
-                SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
-            else if (acts[l] == ACT_SOFTMAX)
+            const int relu = l + 1 < L && acts[l] == ACT_RELU;   /* fused into the GEMM's stores */
+            SFX(pynet_dense_forward_ws)(rows, ni, no, in, params + off, params + off + ni * no, o, &pk, relu);
+            if (l + 1 < L) {
+                if (!relu)
+                    SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
+            } else if (acts[l] == ACT_SOFTMAX)
                 SFX(pynet_softmax)(rows, no, o, o);
             else
                 SFX(pynet_activation_forward)((int)acts[l], rows * no, o, o);
