@@ -158,8 +158,8 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     const int64_t L = nt->L, k = nt->sizes[L];
     SFX(net_forward)(nt, params, rows);
     const double value = SFX(pynet_output_loss)((int)nt->acts[L - 1], loss, rows, k, nt->h[L], Y, sw, g2, g1);
-    if (!isfinite(value))
-        return value;
+    if (!isfinite((REAL)value))   /* beyond REAL's range: diverged, as the loss computed in REAL overflows */
+        return (REAL)value;
     if (n_alive) {   /* a hidden unit is alive once any row gave it a non-zero output */
         int64_t base = 0;
         for (int64_t l = 1; l < L; ++l) {

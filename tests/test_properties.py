@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import kernels
@@ -80,6 +80,8 @@ def test_fuzzed_arguments_raise_cleanly(name, backend):
     @settings(max_examples=FUZZ_EXAMPLES, **SETTINGS)
     @given(n=DIMS.filter(lambda v: v <= 31), i=DIMS.filter(lambda v: v <= 31), o=DIMS.filter(lambda v: v <= 31),
            variant=st.integers(0, 11), which=st.integers(0, 100), how=st.integers(0, 100), seed=st.integers(0, 99))
+    # a float32 MSE loss beyond float32's range (Y huge): the fused kernels must stop as the reference does
+    @example(n=1, i=1, o=1, variant=0, which=40, how=58, seed=1)
     @np.errstate(all="ignore")  # huge-value mutations overflow on purpose
     def check(n, i, o, variant, which, how, seed):
         dtype = np.dtype(np.float32 if seed % 2 else np.float64)
