@@ -88,6 +88,21 @@ TGT void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c,
  * (last slab: max(0, ·), the bits of the separate ReLU pass) and the ReLU-backward mask (last slab:
  * C·[mask > 0] as a product, the bits of its pass) applied in registers before the store */
 #define MASK01(x) _mm256_and_ps(_mm256_cmp_ps((x), _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(1.0f))
+#define LOADU_F32(p, m) _mm256_loadu_ps(p)
+#define LOADM_F32(p, m) _mm256_maskload_ps((p), (m))
+/* ReLU and the ReLU-backward mask on one 16-wide row in c0, c1 (mask row mrow); LD loads 8 floats under
+ * lane mask m0 / m1 (ignored by LOADU_F32) */
+#define RELU_MASK_F32(c0, c1, mrow, LD, m0, m1)                                    \
+    do {                                                                           \
+        if (relu) {                                                                \
+            c0 = _mm256_max_ps(_mm256_setzero_ps(), c0);                           \
+            c1 = _mm256_max_ps(_mm256_setzero_ps(), c1);                           \
+        }                                                                          \
+        if (mask) {                                                                \
+            c0 = _mm256_mul_ps(c0, MASK01(LD((mrow), m0)));                        \
+            c1 = _mm256_mul_ps(c1, MASK01(LD((mrow) + 8, m1)));                    \
+        }                                                                          \
+    } while (0)
 #define SSTORE_F32(r, c0, c1)                                                       \
     do {                                                                            \
         if ((r) < mr) {                                                             \
@@ -100,14 +115,7 @@ TGT void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c,
                     c0 = _mm256_add_ps(c0, _mm256_loadu_ps(cr));                    \
                     c1 = _mm256_add_ps(c1, _mm256_loadu_ps(cr + 8));                \
                 }                                                                   \
-                if (relu) {                                                         \
-                    c0 = _mm256_max_ps(_mm256_setzero_ps(), c0);                    \
-                    c1 = _mm256_max_ps(_mm256_setzero_ps(), c1);                    \
-                }                                                                   \
-                if (mask) {                                                         \
-                    c0 = _mm256_mul_ps(c0, MASK01(_mm256_loadu_ps(mask + (r) * rsc))); \
-                    c1 = _mm256_mul_ps(c1, MASK01(_mm256_loadu_ps(mask + (r) * rsc + 8))); \
-                }                                                                   \
+                RELU_MASK_F32(c0, c1, mask + (r) * rsc, LOADU_F32, 0, 0);           \
                 _mm256_storeu_ps(cr, c0);                                           \
                 _mm256_storeu_ps(cr + 8, c1);                                       \
             } else {                                                                \
@@ -118,14 +126,7 @@ TGT void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c,
                     c0 = _mm256_add_ps(c0, _mm256_maskload_ps(cr, m0));             \
                     c1 = _mm256_add_ps(c1, _mm256_maskload_ps(cr + 8, m1));         \
                 }                                                                   \
-                if (relu) {                                                         \
-                    c0 = _mm256_max_ps(_mm256_setzero_ps(), c0);                    \
-                    c1 = _mm256_max_ps(_mm256_setzero_ps(), c1);                    \
-                }                                                                   \
-                if (mask) {                                                         \
-                    c0 = _mm256_mul_ps(c0, MASK01(_mm256_maskload_ps(mask + (r) * rsc, m0))); \
-                    c1 = _mm256_mul_ps(c1, MASK01(_mm256_maskload_ps(mask + (r) * rsc + 8, m1))); \
-                }                                                                   \
+                RELU_MASK_F32(c0, c1, mask + (r) * rsc, LOADM_F32, m0, m1);         \
                 _mm256_maskstore_ps(cr, m0, c0);                                    \
                 _mm256_maskstore_ps(cr + 8, m1, c1);                                \
             }                                                                       \
@@ -220,14 +221,7 @@ TGT void pynet_tile_ep_avx2_f32(float *c, int64_t ldc, int64_t mr, const float *
             c0 = _mm256_add_ps(c0, _mm256_loadu_ps(bias));
             c1 = _mm256_add_ps(c1, _mm256_loadu_ps(bias + 8));
         }
-        if (relu) {
-            c0 = _mm256_max_ps(_mm256_setzero_ps(), c0);
-            c1 = _mm256_max_ps(_mm256_setzero_ps(), c1);
-        }
-        if (mask) {
-            c0 = _mm256_mul_ps(c0, MASK01(_mm256_loadu_ps(mask + i * ldc)));
-            c1 = _mm256_mul_ps(c1, MASK01(_mm256_loadu_ps(mask + i * ldc + 8)));
-        }
+        RELU_MASK_F32(c0, c1, mask + i * ldc, LOADU_F32, 0, 0);
         _mm256_storeu_ps(cr, c0);
         _mm256_storeu_ps(cr + 8, c1);
     }
