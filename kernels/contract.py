@@ -51,11 +51,13 @@ Tolerances
 :data:`TOLERANCE` gives (rtol, atol) per dtype for comparing a backend with the reference: per
 kernel, and for the parameters after one fused epoch from the same start and batch order. The
 comparison is array-wise, max|x − ref| ≤ rtol·max|ref| + atol (:func:`close`): a dot product's
-rounding error scales with the size of its terms, not of its (possibly cancelled) result. In
-float32, an output that misses this bound still passes when it is no farther from the exact answer
-(the reference run in float64) than four times the float32 reference's own distance from it, or from it
-with every input moved by one ulp or a batch's rows summed in another order: steps that amplify rounding (Adam with gradients near ε, a ReLU
-input crossing 0) are ill-conditioned for every implementation, the reference included.
+rounding error scales with the size of its terms, not of its (possibly cancelled) result. An output
+that misses this bound still passes when it is no farther from the exact answer (the reference run
+in a wider type: float64 for float32, long double for float64) than four times the reference's own
+distance from it, or from it with every input moved by one ulp or a batch's rows summed in another
+order: steps that amplify rounding are ill-conditioned for every implementation, the reference
+included — Adam's step −lr·g/(|g|+ε) moves by up to lr/ε per unit change of g when weight decay
+cancels the gradient to about ε, and a ReLU input crossing 0 switches a unit.
 The Numba backend uses no fastmath flags; its GEMM micro-kernel fuses each k term with an explicit FMA
 (within this tolerance; no nnan/ninf, so non-finite losses are still detected).
 """

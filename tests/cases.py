@@ -112,17 +112,26 @@ def copy_args(args):
     return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
 
 
-def _upcast(args):
-    return [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else
+#: The wider type whose reference run stands for the exact answer (None: no wider type here, e.g. where
+#: long double is float64).
+WIDER = {np.dtype(np.float32): np.dtype(np.float64),
+         np.dtype(np.float64): (np.dtype(np.longdouble)
+                                if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps else None)}
+
+
+def _upcast(args, dtype):
+    wide = WIDER[np.dtype(dtype)]
+    return [a.astype(wide) if isinstance(a, np.ndarray) and a.dtype == dtype else
             (a.copy() if isinstance(a, np.ndarray) else a) for a in args]
 
 
-def _ulp_perturbed(args, rng):
-    """Every float32 input array moved by one unit in the last place, with random signs."""
+def _ulp_perturbed(args, rng, dtype):
+    """Every ``dtype`` input array moved by one unit in the last place, with random signs."""
     out = copy_args(args)
+    eps = np.finfo(dtype).eps
     for j, a in enumerate(out):
-        if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.size:
-            out[j] = (a * (1 + rng.choice([-1.0, 1.0], a.shape) * 2.0 ** -23)).astype(np.float32)
+        if isinstance(a, np.ndarray) and a.dtype == dtype and a.size:
+            out[j] = (a * (1 + rng.choice([-1.0, 1.0], a.shape) * eps)).astype(dtype)
     return out
 
 
@@ -144,15 +153,21 @@ def _reordered(name, args, rng):
 def assert_matches_reference(name, args, backend, dtype):
     """Run kernel ``name`` on copies of ``args`` with the reference and ``backend``; compare every output.
 
-    The contract's rule: within TOLERANCE of the reference; in float32, failing that, no farther from
-    the exact answer (the reference in float64) than four times what moving the inputs by one ulp, or
-    summing a batch's rows in another order, does to the float32 reference — ill-conditioned steps
-    (a ReLU input crossing 0, Adam with gradients near 0) amplify rounding in every implementation.
+    The contract's rule: within TOLERANCE of the reference; failing that, no farther from the exact
+    answer (the reference in a wider type) than four times the reference's own distance from it, or
+    what moving the inputs by one ulp or summing a batch's rows in another order does to the
+    reference — ill-conditioned steps (a ReLU input crossing 0, Adam with an effective gradient near
+    ε) amplify rounding in every implementation.
     """
     ref_args, got_args = copy_args(args), copy_args(args)
-    reference = kernels.load("numpy")
-    expected = getattr(reference, name)(*ref_args)
+    expected = getattr(kernels.load("numpy"), name)(*ref_args)
     got = getattr(kernels.load(backend), name)(*got_args)
+    check_outputs(name, args, dtype, expected, ref_args, got, got_args)
+
+
+def check_outputs(name, args, dtype, expected, ref_args, got, got_args):
+    """The rule of :func:`assert_matches_reference` applied to outputs already computed from ``args``."""
+    reference = kernels.load("numpy")
     spec = C.BY_NAME[name]
     pairs = [("return", got, expected, None)] if expected is not None else []
     for i, (arg, e, g) in enumerate(zip(spec.args, ref_args, got_args)):
@@ -164,22 +179,24 @@ def assert_matches_reference(name, args, backend, dtype):
     failing = [p for p in pairs if not C.close(p[1], p[2], dtype)]
     if not failing:
         return
-    assert np.dtype(dtype) == np.float32, f"{name}: output {failing[0][0]} differs from the reference"
-    exact_args = _upcast(args)
-    exact_ret = getattr(reference, name)(*exact_args)
+    assert WIDER[np.dtype(dtype)] is not None, f"{name}: output {failing[0][0]} differs from the reference"
+    exact_args = _upcast(args, dtype)
+    # the unchecked reference: the checked entry points accept float32 and float64 only
+    exact_ret = getattr(reference.raw, name)(*exact_args)
     rng = np.random.default_rng(0)
     perturbed = []
     for variant in (_ulp_perturbed, _ulp_perturbed, _ulp_perturbed, _reordered, _reordered, _reordered):
-        p_args = variant(args, rng) if variant is _ulp_perturbed else variant(name, args, rng)
+        p_args = variant(args, rng, dtype) if variant is _ulp_perturbed else variant(name, args, rng)
         if p_args is not None:
             perturbed.append((getattr(reference, name)(*p_args), p_args))
-    rtol, atol = C.TOLERANCE[np.dtype(np.float32)]
+    rtol, atol = C.TOLERANCE[np.dtype(dtype)]
+    wide = WIDER[np.dtype(dtype)]
     for label, g, e, i in failing:
-        truth = np.asarray(exact_ret if i is None else exact_args[i], np.float64)
-        spread = max(np.max(np.abs(np.asarray(r if i is None else p[i], np.float64) - truth), initial=0.0)
+        truth = np.asarray(exact_ret if i is None else exact_args[i], wide)
+        spread = max(np.max(np.abs(np.asarray(r if i is None else p[i], wide) - truth), initial=0.0)
                      for r, p in perturbed)
-        err_ref = np.max(np.abs(np.asarray(e, np.float64) - truth), initial=0.0)
-        err_got = np.max(np.abs(np.asarray(g, np.float64) - truth), initial=0.0)
+        err_ref = np.max(np.abs(np.asarray(e, wide) - truth), initial=0.0)
+        err_got = np.max(np.abs(np.asarray(g, wide) - truth), initial=0.0)
         bound = 4 * max(spread, err_ref) + rtol * np.max(np.abs(truth), initial=0.0) + atol
-        assert err_got <= bound, (f"{name}: output {label} is {err_got:.3g} from the exact answer; the float32 "
+        assert err_got <= bound, (f"{name}: output {label} is {err_got:.3g} from the exact answer; the {np.dtype(dtype)} "
                                   f"reference is {err_ref:.3g} from it, {spread:.3g} with inputs moved by one ulp")

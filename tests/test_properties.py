@@ -27,6 +27,8 @@ def test_kernel_parity_at_drawn_shapes(name, backend, dtype):
     @settings(max_examples=EXAMPLES, **SETTINGS)
     @given(n=DIMS.filter(lambda v: v <= rows_cap), i=DIMS, o=DIMS, variant=st.integers(0, 11),
            seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-3, 1.0, 30.0]))
+    # a drawn float64 Adam step with weight decay cancelling the gradient to about ε (ill-conditioned)
+    @example(n=1, i=257, o=257, variant=11, seed=0, scale=1.0)
     def check(n, i, o, variant, seed, scale):
         args = make_args(name, dtype, np.random.default_rng(seed), (n, i, o), variant)
         if name in ("dense_forward", "dense_backward", "activation_forward", "softmax", "softmax_cross_entropy",
