@@ -6,7 +6,10 @@ compile time is reported in its own column; the timed repeats alternate between 
 C …) so that machine noise hits them alike, and each timed run starts after a short pause (``settle``)
 so that it does not inherit the previous runner's worker threads still spinning (OpenBLAS and
 OpenMP pools busy-wait for up to ~0.1 s after their work, taking a core from whoever runs next);
-medians, min and max are reported. Throughput is given
+medians, min and max are reported. With ``lead_in`` each timed run is preceded, in the same turn, by
+one untimed run of the same runner: the timed epoch then runs as the second and later epochs of a fit
+do, not as the first after an idle pause (after a pause the ~15 ms small-network epochs measured
+15–70 % slower here while torch's 0.4 s epochs barely moved). Throughput is given
 as samples/s, GFLOP/s and a percentage of the machine's GEMM ceiling (numpy's matmul at 2048³
 float32, measured in the same run).
 """
@@ -402,8 +405,11 @@ SETTLE_S = 0.25  #: pause before each timed run (s): longer than the thread pool
 
 
 def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=None, progress=None,
-        settle=SETTLE_S):
-    """Time every (workload, dtype, runner); returns result rows (dicts) in a stable order."""
+        settle=SETTLE_S, lead_in=False):
+    """Time every (workload, dtype, runner); returns result rows (dicts) in a stable order.
+
+    Each timed run: ``settle`` seconds of pause, then (``lead_in``) one untimed run of the same runner
+    from the same start, then the timed run."""
     results = []
     plan = [(w, dt) for w in workloads for dt in dtypes]
     for i, (w, dt) in enumerate(plan):
@@ -431,8 +437,11 @@ def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=Non
         times = {r.name: [] for r in active}
         for _ in range(repeat):
             for r in active:  # alternate runners within every repeat
-                r.reset()
                 time.sleep(settle)
+                if lead_in:
+                    r.reset()
+                    r.run()
+                r.reset()
                 t0 = time.perf_counter()
                 r.run()
                 times[r.name].append(time.perf_counter() - t0)
@@ -441,6 +450,7 @@ def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=Non
             row = rows[r.name]
             med = float(np.median(t))
             row.update(median_s=med, min_s=float(t.min()), max_s=float(t.max()), repeat=repeat,
+                       settle_s=settle, lead_in=bool(lead_in),
                        compile_s=max(row["first_call_s"] - med, 0.0),
                        samples_per_s=w.rows() / med if w.rows() else None,
                        gflops=w.flops() / med / 1e9 if w.flops() else None)

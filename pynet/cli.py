@@ -120,6 +120,9 @@ def _parser():
     b.add_argument("--settle", type=float, default=None, metavar="SECONDS",
                    help="pause before each timed run so no runner inherits another's spinning threads "
                         "(default 0.25)")
+    b.add_argument("--lead-in", action="store_true",
+                   help="precede each timed run by one untimed run of the same runner, so the timed one runs "
+                        "as a fit's later epochs do rather than as the first after the pause")
     b.add_argument("--epochs", type=_positive_int, default=1, help="epochs per timed run (train workloads)")
     b.add_argument("--json", metavar="FILE", help="write every figure and the machine description here")
     b.add_argument("--csv", metavar="FILE")
@@ -315,7 +318,7 @@ def _bench(args):
         if not (settle >= 0):
             raise CLIError(f"--settle: must be a number of seconds >= 0, got {args.settle}")
         results = bench.run(workloads, backends + peers, dtypes, args.repeat, args.warmup, args.threads, progress,
-                            settle)
+                            settle, args.lead_in)
     finally:
         progress.close()
     record = bench.as_record(results, ceiling, "pynet " + " ".join(sys.argv[1:]))

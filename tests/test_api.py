@@ -9,7 +9,7 @@ import pytest
 
 import kernels
 import pynet
-from pynet import cli, datasets
+from pynet import bench, cli, datasets
 
 
 def test_import_compiles_nothing():
@@ -191,8 +191,34 @@ def test_cli_bench_json_and_compare(tmp_path):
             name = pynet.available_backends()[0]
             assert rows[name]["speedup"][peer] == pytest.approx(rows[peer]["median_s"] / rows[name]["median_s"])
     assert out_csv.read_text().startswith("workload,dtype,runner")
-    again = _cli(*args, "--backend", "numpy", "--peers", "", "--compare", str(out_json))
+    again = _cli(*args, "--backend", "numpy", "--peers", "", "--lead-in", "--compare", str(out_json))
     assert again.returncode == 0 and "compared with" in again.stdout
+
+
+def test_bench_lead_in_precedes_every_timed_run_with_an_untimed_one(monkeypatch):
+    calls = []
+
+    class Counting:
+        def __init__(self, name, p):
+            self.name = name
+
+        def reset(self):
+            calls.append("reset")
+
+        def run(self):
+            calls.append("run")
+
+        def set_threads(self, n):
+            pass
+
+    monkeypatch.setattr(bench, "make_runner", Counting)
+    work = [bench.custom_workload([3, 4, 1], 8, 32)]
+    rows = bench.run(work, ["numpy"], repeat=2, warmup=1, settle=0, lead_in=True)
+    assert calls == ["run"] + ["reset", "run", "reset", "run"] * 2  # first call, then (lead-in, timed) × 2
+    assert rows[0]["lead_in"] and rows[0]["repeat"] == 2
+    calls.clear()
+    rows = bench.run(work, ["numpy"], repeat=2, warmup=1, settle=0)
+    assert calls == ["run"] + ["reset", "run"] * 2 and not rows[0]["lead_in"]
 
 
 def test_cli_bench_rejects_unknown_names():
