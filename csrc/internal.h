@@ -42,6 +42,7 @@ double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *v
                           int nesterov, double weight_decay);
 void pynet_sgd_avx2_notrack_f32(int64_t p, float *params, const float *grads, float *velocity, double lr,
                                 double momentum, int nesterov, double weight_decay);
+int pynet_any_nonfinite_avx2_f32(int64_t p, const float *x);
 void pynet_relu_forward_avx2_f32(int64_t size, const float *Z, float *A);
 void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ);
 #endif
