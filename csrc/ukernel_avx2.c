@@ -369,20 +369,27 @@ TGT void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rs
 }
 
 /* C (m×n) (+)= a·bᵀ for k = 1 (a: m values at stride rsa, b: n contiguous). Each element is the
- * kernels' one-step chain, fma(a, b, 0) — not a·b, whose −0 the chain turns into +0 — then added to C. */
+ * kernels' one-step chain, fma(a, b, 0) — not a·b, whose −0 the chain turns into +0 — then added to C;
+ * then relu and the ReLU-backward mask (laid out as C) as the tile kernels apply them (the separate pass over
+ * C was as long as the product: the small network's 64→1 layer's dX). */
 TGT void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
-                              int64_t ldc, int beta)
+                              int64_t ldc, int beta, int relu, const float *mask)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 zero = _mm256_setzero_ps();
     for (int64_t i = 0; i < m; ++i) {
         const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
         float *c = C + i * ldc;
+        const float *mr = mask ? mask + i * ldc : NULL;
         int64_t j = 0;
         for (; j + 8 <= n; j += 8) {                   /* plain loads/stores: vmaskmovps stores are slow on Zen */
             __m256 v = _mm256_fmadd_ps(ai, _mm256_loadu_ps(b + j), zero);
             if (beta)
                 v = _mm256_add_ps(v, _mm256_loadu_ps(c + j));
+            if (relu)
+                v = _mm256_max_ps(zero, v);
+            if (mask)
+                v = _mm256_mul_ps(v, MASK01(_mm256_loadu_ps(mr + j)));
             _mm256_storeu_ps(c + j, v);
         }
         if (j < n) {
@@ -390,6 +397,10 @@ TGT void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa,
             __m256 v = _mm256_fmadd_ps(ai, _mm256_maskload_ps(b + j, mk), zero);
             if (beta)
                 v = _mm256_add_ps(v, _mm256_maskload_ps(c + j, mk));
+            if (relu)
+                v = _mm256_max_ps(zero, v);
+            if (mask)
+                v = _mm256_mul_ps(v, MASK01(_mm256_maskload_ps(mr + j, mk)));
             _mm256_maskstore_ps(c + j, mk, v);
         }
     }
