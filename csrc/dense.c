@@ -38,11 +38,12 @@ void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X
         for (int64_t jb = 0; jb < nb16; ++jb)
             SFX(colsum16)(n, o, dZ + jb * 16, db + jb * 16);
     }
-    for (int64_t j = j0; j < o; ++j)
-        db[j] = 0;
-    for (int64_t r = 0; r < n; ++r)
-        for (int64_t j = j0; j < o; ++j)
-            db[j] += dZ[r * o + j];
+    for (int64_t j = j0; j < o; ++j) {   /* the last o mod 16 columns (the 64→1 layer's one), summed in a register */
+        REAL s = 0;
+        for (int64_t r = 0; r < n; ++r)
+            s += dZ[r * o + j];
+        db[j] = s;
+    }
     /* dX = dZ·Wᵀ: B(p, j) = W[j*o + p], i.e. row stride 1, column stride o */
     if (dX)   /* mask (X itself, a ReLU output): dX · [X > 0], the previous layer's ReLU backward, in the stores */
         SFX(gemm_core)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, NULL, 0, mask, pk);

@@ -386,8 +386,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             /* an outer product (dX of a layer with one output): no tiles for a one-step k loop */
             if (bias)
                 SFX(fill_bias)(m, n, C, ldc, bias);
-            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta || bias);
-            SFX(relu_pass)(m, n, C, ldc, relu, mask);
+            VEC_RANK1(m, n, A, rsa, B, C, ldc, beta || bias, relu, mask);   /* relu / mask in its stores */
             return;
         }
         if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {

@@ -34,7 +34,7 @@ void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t c
 void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
                             int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax);
 void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
-                           int64_t ldc, int beta);
+                           int64_t ldc, int beta, int relu, const float *mask);
 void pynet_tile_ep_avx2_f32(float *c, int64_t ldc, int64_t mr, const float *bias, int relu, const float *mask);
 void pynet_pack_a6_avx2_f32(int64_t kc, const float *src, int64_t rsa, float *dst);
 void pynet_pack_bt_avx2_f32(int64_t kc, int64_t nr, const float *src, int64_t csb, float *dst);
@@ -42,6 +42,7 @@ double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *v
                           int nesterov, double weight_decay);
 void pynet_sgd_avx2_notrack_f32(int64_t p, float *params, const float *grads, float *velocity, double lr,
                                 double momentum, int nesterov, double weight_decay);
+int pynet_any_nonfinite_avx2_f32(int64_t p, const float *x);
 void pynet_relu_forward_avx2_f32(int64_t size, const float *Z, float *A);
 void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ);
 #endif

@@ -22,6 +22,7 @@
 #if PYNET_X86_SIMD
 #define VEC_SGD pynet_sgd_avx2_f32
 #define VEC_SGD_NOTRACK pynet_sgd_avx2_notrack_f32
+#define VEC_ANY_NONFINITE pynet_any_nonfinite_avx2_f32
 #define VEC_RELU_FORWARD pynet_relu_forward_avx2_f32
 #define UKR_NOPACK pynet_ukr_avx2_nopack_f32
 #define VEC_RELU_BACKWARD pynet_relu_backward_avx2_f32

@@ -203,6 +203,11 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
         }
     } else
 #endif
+#ifdef VEC_ANY_NONFINITE
+    if (pynet_simd_active())
+        bad = VEC_ANY_NONFINITE(P, grads);
+    else
+#endif
     {
         for (int64_t q = 0; q < P; ++q) {
             const REAL d = grads[q] - grads[q];

@@ -252,65 +252,144 @@ static inline __attribute__((always_inline)) TGT void transpose8_ps(__m256 *r)
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+/* acc + the FMA chain over 8 k of 8 rows (row pointers ar, at column p), transposed in registers */
+static inline __attribute__((always_inline)) TGT __m256 gemv_t8(const float *const *ar, int64_t p, const float *b,
+                                                              int64_t rsb, __m256 acc)
+{
+    __m256 t[8];
+    for (int r = 0; r < 8; ++r)
+        t[r] = _mm256_loadu_ps(ar[r] + p);
+    transpose8_ps(t);
+    for (int q = 0; q < 8; ++q)
+        acc = _mm256_fmadd_ps(t[q], _mm256_broadcast_ss(b + q * rsb), acc);
+    return acc;
+}
+
+/* not inlined: inlined, its buffer v became the home of the accumulators inside the k loop (a spill per FMA) */
+static __attribute__((noinline)) TGT void gemv_store(__m256 acc, int rows, float *c, int64_t ldc, int add)
+{
+    float v[8];
+    _mm256_storeu_ps(v, acc);
+    for (int r = 0; r < rows; ++r)
+        c[r * ldc] = add ? c[r * ldc] + v[r] : v[r];
+}
+
+/* G (1, 2 or 4) groups of eight rows from row i0 (each group: rows past m repeat its last row, computed, never
+ * stored), their chains interleaved: one group's chain of k dependent FMAs was latency-bound (dW = Hᵀ·dZ of
+ * the small network's 64→1 layer: eight groups of 32 FMAs one after another). Each lane's chain is unchanged.
+ * colA (rsa = 1) and rowA (csa = 1) pick the loop at compile time: the accumulators are named variables, and
+ * with all three loops in one body GCC kept some on the stack. */
+#define GEMV_G(g, stmt) do { if ((g) < G) { stmt; } } while (0)
+static inline __attribute__((always_inline)) TGT void gemv_n1_groups(const int G, const int colA, const int rowA,
+                                                                   int64_t i0, int64_t m, int64_t k,
+                                                                   const float *A, int64_t rsa, int64_t csa,
+                                                                   const float *B, int64_t rsb, float *C,
+                                                                   int64_t ldc, int beta, int64_t kcmax)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int rows[4];
+    __m256i rmask[4], ridx[4];
+    const float *ar[4][8];
+    for (int g = 0; g < G; ++g) {
+        rows[g] = (int)PYNET_MIN(8, m - i0 - 8 * g);
+        rmask[g] = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows[g]), lane);
+        ridx[g] = _mm256_mullo_epi32(_mm256_min_epi32(lane, _mm256_set1_epi32(rows[g] - 1)),
+                                     _mm256_set1_epi32((int)rsa));
+        for (int r = 0; r < 8; ++r)
+            ar[g][r] = A + (i0 + 8 * g + PYNET_MIN(r, rows[g] - 1)) * rsa;
+    }
+    for (int64_t pc = 0; pc < k; pc += kcmax) {                /* KC slabs, as the tile kernels */
+        const int64_t kc = PYNET_MIN(kcmax, k - pc);
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+        int64_t p = 0;
+        if (colA) {
+            const float *a = A + i0 + pc * csa;
+            for (; p < kc; ++p) {                              /* contiguous column of A */
+                const __m256 bp = _mm256_broadcast_ss(B + (pc + p) * rsb);
+                const float *ap = a + p * csa;
+                GEMV_G(0, acc0 = _mm256_fmadd_ps(_mm256_maskload_ps(ap, rmask[0]), bp, acc0));
+                GEMV_G(1, acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(ap + 8, rmask[1]), bp, acc1));
+                GEMV_G(2, acc2 = _mm256_fmadd_ps(_mm256_maskload_ps(ap + 16, rmask[2]), bp, acc2));
+                GEMV_G(3, acc3 = _mm256_fmadd_ps(_mm256_maskload_ps(ap + 24, rmask[3]), bp, acc3));
+            }
+        } else if (rowA) {
+            for (; p + 8 <= kc; p += 8) {                      /* 8 rows × 8 k, transposed in registers */
+                const float *bp = B + (pc + p) * rsb;
+                GEMV_G(0, acc0 = gemv_t8(ar[0], pc + p, bp, rsb, acc0));
+                GEMV_G(1, acc1 = gemv_t8(ar[1], pc + p, bp, rsb, acc1));
+                GEMV_G(2, acc2 = gemv_t8(ar[2], pc + p, bp, rsb, acc2));
+                GEMV_G(3, acc3 = gemv_t8(ar[3], pc + p, bp, rsb, acc3));
+            }
+        }
+        for (; p < kc; ++p) {                                  /* the rest: gather one k at a time */
+            const __m256 bp = _mm256_broadcast_ss(B + (pc + p) * rsb);
+            const float *ap = A + i0 * rsa + (pc + p) * csa;
+            GEMV_G(0, acc0 = _mm256_fmadd_ps(_mm256_i32gather_ps(ap, ridx[0], 4), bp, acc0));
+            GEMV_G(1, acc1 = _mm256_fmadd_ps(_mm256_i32gather_ps(ap + 8 * rsa, ridx[1], 4), bp, acc1));
+            GEMV_G(2, acc2 = _mm256_fmadd_ps(_mm256_i32gather_ps(ap + 16 * rsa, ridx[2], 4), bp, acc2));
+            GEMV_G(3, acc3 = _mm256_fmadd_ps(_mm256_i32gather_ps(ap + 24 * rsa, ridx[3], 4), bp, acc3));
+        }
+        const int add = beta || pc > 0;
+        float *c = C + i0 * ldc;
+        GEMV_G(0, gemv_store(acc0, rows[0], c, ldc, add));
+        GEMV_G(1, gemv_store(acc1, rows[1], c + 8 * ldc, ldc, add));
+        GEMV_G(2, gemv_store(acc2, rows[2], c + 16 * ldc, ldc, add));
+        GEMV_G(3, gemv_store(acc3, rows[3], c + 24 * ldc, ldc, add));
+    }
+}
+#undef GEMV_G
+
 TGT void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
                                 int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax)
 {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int64_t i0 = 0; i0 < m; i0 += 8) {                    /* eight rows of C per vector */
-        const int rows = (int)PYNET_MIN(8, m - i0);
-        const __m256i rmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane);
-        /* rows past m repeat the last row (computed, never stored) */
-        const __m256i ridx = _mm256_mullo_epi32(_mm256_min_epi32(lane, _mm256_set1_epi32(rows - 1)),
-                                                _mm256_set1_epi32((int)rsa));
-        const float *ar[8];
-        for (int r = 0; r < 8; ++r)
-            ar[r] = A + (i0 + PYNET_MIN(r, rows - 1)) * rsa;
-        for (int64_t pc = 0; pc < k; pc += kcmax) {            /* KC slabs, as the tile kernels */
-            const int64_t kc = PYNET_MIN(kcmax, k - pc);
-            __m256 acc = _mm256_setzero_ps();
-            int64_t p = 0;
-            if (rsa == 1) {
-                const float *a = A + i0 + pc * csa;
-                for (; p < kc; ++p)                            /* contiguous column of A */
-                    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + p * csa, rmask),
-                                          _mm256_broadcast_ss(B + (pc + p) * rsb), acc);
-            } else if (csa == 1) {
-                for (; p + 8 <= kc; p += 8) {                  /* 8 rows × 8 k, transposed in registers */
-                    __m256 t[8];
-                    for (int r = 0; r < 8; ++r)
-                        t[r] = _mm256_loadu_ps(ar[r] + pc + p);
-                    transpose8_ps(t);
-                    for (int q = 0; q < 8; ++q)
-                        acc = _mm256_fmadd_ps(t[q], _mm256_broadcast_ss(B + (pc + p + q) * rsb), acc);
-                }
-            }
-            for (; p < kc; ++p)                                /* the rest: gather one k at a time */
-                acc = _mm256_fmadd_ps(_mm256_i32gather_ps(A + i0 * rsa + (pc + p) * csa, ridx, 4),
-                                      _mm256_broadcast_ss(B + (pc + p) * rsb), acc);
-            float v[8];
-            _mm256_storeu_ps(v, acc);
-            const int add = beta || pc > 0;
-            for (int r = 0; r < rows; ++r)
-                C[(i0 + r) * ldc] = add ? C[(i0 + r) * ldc] + v[r] : v[r];
+#define GEMV_GROUPS(G, colA, rowA) gemv_n1_groups(G, colA, rowA, i0, m, k, A, rsa, csa, B, rsb, C, ldc, beta, kcmax)
+    for (int64_t i0 = 0; i0 < m;) {
+        const int64_t left = (m - i0 + 7) / 8;
+        if (rsa == 1) {                                        /* one column load per group: four groups */
+            const int G = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            if (G == 4)
+                GEMV_GROUPS(4, 1, 0);
+            else if (G == 2)
+                GEMV_GROUPS(2, 1, 0);
+            else
+                GEMV_GROUPS(1, 1, 0);
+            i0 += 8 * G;
+        } else if (csa == 1) {                                 /* 8×8 transposes in registers: two groups */
+            if (left >= 2)
+                GEMV_GROUPS(2, 0, 1);
+            else
+                GEMV_GROUPS(1, 0, 1);
+            i0 += left >= 2 ? 16 : 8;
+        } else {
+            GEMV_GROUPS(1, 0, 0);
+            i0 += 8;
         }
     }
+#undef GEMV_GROUPS
 }
 
 /* C (m×n) (+)= a·bᵀ for k = 1 (a: m values at stride rsa, b: n contiguous). Each element is the
- * kernels' one-step chain, fma(a, b, 0) — not a·b, whose −0 the chain turns into +0 — then added to C. */
+ * kernels' one-step chain, fma(a, b, 0) — not a·b, whose −0 the chain turns into +0 — then added to C;
+ * then relu and the ReLU-backward mask (laid out as C) as the tile kernels apply them (the separate pass over
+ * C was as long as the product: the small network's 64→1 layer's dX). */
 TGT void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
-                              int64_t ldc, int beta)
+                              int64_t ldc, int beta, int relu, const float *mask)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 zero = _mm256_setzero_ps();
     for (int64_t i = 0; i < m; ++i) {
         const __m256 ai = _mm256_broadcast_ss(a + i * rsa);
         float *c = C + i * ldc;
+        const float *mr = mask ? mask + i * ldc : NULL;
         int64_t j = 0;
         for (; j + 8 <= n; j += 8) {                   /* plain loads/stores: vmaskmovps stores are slow on Zen */
             __m256 v = _mm256_fmadd_ps(ai, _mm256_loadu_ps(b + j), zero);
             if (beta)
                 v = _mm256_add_ps(v, _mm256_loadu_ps(c + j));
+            if (relu)
+                v = _mm256_max_ps(zero, v);
+            if (mask)
+                v = _mm256_mul_ps(v, MASK01(_mm256_loadu_ps(mr + j)));
             _mm256_storeu_ps(c + j, v);
         }
         if (j < n) {
@@ -318,6 +397,10 @@ TGT void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa,
             __m256 v = _mm256_fmadd_ps(ai, _mm256_maskload_ps(b + j, mk), zero);
             if (beta)
                 v = _mm256_add_ps(v, _mm256_maskload_ps(c + j, mk));
+            if (relu)
+                v = _mm256_max_ps(zero, v);
+            if (mask)
+                v = _mm256_mul_ps(v, MASK01(_mm256_maskload_ps(mr + j, mk)));
             _mm256_maskstore_ps(c + j, mk, v);
         }
     }
