@@ -167,6 +167,14 @@ def test_cli_info_json():
         assert info["versions"]["c_compiler"].split()[0] in ("gcc", "clang", "unknown")
 
 
+def test_python_dash_m_pynet_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "pynet", "info", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert set(json.loads(out.stdout)["backends"]) == set(kernels.BACKENDS)
+    out = subprocess.run([sys.executable, "-m", "pynet", "bench", "--workload", "huge"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--workload" in out.stderr
+
+
 def test_cli_main_in_process(capsys):
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "50", "--quiet",
                      "--backend", "numpy"]) == 0
