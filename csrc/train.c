@@ -154,7 +154,7 @@ static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int
 /* Backward through layers l1−1 … l0 (dZ of layer l1−1 in *dZ on entry; on exit the ping-pong buffers as
  * they stand, for the next lower layer). off: the flat offset just past layer l1−1's parameters. */
 static void SFX(net_backward)(SFX(net) *nt, const REAL *params, REAL *grads, int64_t rows, int64_t l0, int64_t l1,
-                              int64_t off, REAL **dZp, REAL **dXp)
+                              int64_t off, REAL **dZp, REAL **dXp, int *bad0)
 {
     REAL *dZ = *dZp, *dX = *dXp;
     for (int64_t l = l1 - 1; l >= l0; --l) {
@@ -162,7 +162,7 @@ static void SFX(net_backward)(SFX(net) *nt, const REAL *params, REAL *grads, int
         off -= ni * no + no;
         const int relu = l > 0 && nt->acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
         SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
-                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL);
+                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL, l == 0 ? bad0 : NULL);
         if (l > 0) {
             if (!relu)
                 SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
@@ -202,7 +202,7 @@ static double SFX(net_upper)(SFX(net) *nt, const REAL *params, REAL *grads, int 
         }
     }
     /* backward: layer offsets from the end of the flat buffer */
-    SFX(net_backward)(nt, params, grads, rows, 1, L, P, dZp, dXp);
+    SFX(net_backward)(nt, params, grads, rows, 1, L, P, dZp, dXp, NULL);
     return value;
 }
 
@@ -253,23 +253,25 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     }
     if (!isfinite(value))
         return value;
-    SFX(net_backward)(nt, params, grads, rows, 0, 1, n0 * n1 + n1, &dZ, &dX);
+    int bad0;   /* the first layer's dW and db, when its GEMM checked them (the panel path: MNIST-shaped) */
+    SFX(net_backward)(nt, params, grads, rows, 0, 1, n0 * n1 + n1, &dZ, &dX, &bad0);
     /* an overflowing gradient is divergence too: report NaN, and the caller leaves the parameters as they
      * are. x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
      * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
-    int bad = 0;
+    int bad = bad0 > 0;
+    const int64_t q0 = bad0 >= 0 ? n0 * n1 + n1 : 0;   /* what is left to check: [q0, P) */
 #ifdef _OPENMP
-    const int nth = SFX(elem_threads)(P);
+    const int nth = SFX(elem_threads)(P - q0);
     if (nth > 1) {
 #pragma omp parallel for num_threads(nth) reduction(| : bad) schedule(static)
-        for (int64_t q = 0; q < P; ++q) {
+        for (int64_t q = q0; q < P; ++q) {
             const REAL d = grads[q] - grads[q];
             bad |= d != d;
         }
     } else
 #endif
     {
-        for (int64_t q = 0; q < P; ++q) {
+        for (int64_t q = q0; q < P; ++q) {
             const REAL d = grads[q] - grads[q];
             bad |= d != d;
         }
