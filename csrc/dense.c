@@ -4,7 +4,7 @@ void SFX(pynet_dense_forward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X,
                                  REAL *Z, const SFX(pynet_pack) *pk, int relu)
 {
     /* Z = b + X·W with the bias (and the hidden layer's ReLU) in the GEMM's tile stores: no passes over Z */
-    SFX(gemm_core)(n, o, i, X, i, 1, W, o, 1, Z, o, 0, b, relu, NULL, pk);
+    SFX(gemm_core)(n, o, i, X, i, 1, W, o, 1, Z, o, 0, b, relu, NULL, pk, NULL);
 }
 
 /* db[0..16) = column sums of 16 columns of dZ (row stride o), in row order, held in registers across the rows
@@ -20,10 +20,12 @@ static void SFX(colsum16)(int64_t n, int64_t o, const REAL *dZ, REAL *db)
 }
 
 void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
-                                  REAL *dW, REAL *db, REAL *dX, const SFX(pynet_pack) *pk, const REAL *mask)
+                                  REAL *dW, REAL *db, REAL *dX, const SFX(pynet_pack) *pk, const REAL *mask, int *bad)
 {
     /* dW = Xᵀ·dZ: A(r, p) = X[p*i + r], i.e. row stride 1, column stride i */
-    SFX(pynet_gemm_ws)(i, o, n, X, 1, i, dZ, o, 1, dW, o, 0, pk);
+    if (bad)
+        *bad = -1;
+    SFX(gemm_core)(i, o, n, X, 1, i, dZ, o, 1, dW, o, 0, NULL, 0, NULL, pk, bad);
     /* db: column sums, row by row in a fixed order, 16 columns at a time */
     const int64_t nb16 = o / 16, j0 = nb16 * 16;
 #ifdef _OPENMP
@@ -44,9 +46,14 @@ void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X
             s += dZ[r * o + j];
         db[j] = s;
     }
+    if (bad && *bad == 0)   /* dW checked in its GEMM: db too, so the caller need not pass over either */
+        for (int64_t j = 0; j < o; ++j) {
+            const REAL d = db[j] - db[j];
+            *bad |= d != d;
+        }
     /* dX = dZ·Wᵀ: B(p, j) = W[j*o + p], i.e. row stride 1, column stride o */
     if (dX)   /* mask (X itself, a ReLU output): dX · [X > 0], the previous layer's ReLU backward, in the stores */
-        SFX(gemm_core)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, NULL, 0, mask, pk);
+        SFX(gemm_core)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, NULL, 0, mask, pk, NULL);
 }
 
 void SFX(pynet_dense_forward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *b, REAL *Z)
@@ -57,5 +64,5 @@ void SFX(pynet_dense_forward)(int64_t n, int64_t i, int64_t o, const REAL *X, co
 void SFX(pynet_dense_backward)(int64_t n, int64_t i, int64_t o, const REAL *X, const REAL *W, const REAL *dZ,
                                REAL *dW, REAL *db, REAL *dX)
 {
-    SFX(pynet_dense_backward_ws)(n, i, o, X, W, dZ, dW, db, dX, NULL, NULL);
+    SFX(pynet_dense_backward_ws)(n, i, o, X, W, dZ, dW, db, dX, NULL, NULL, NULL);
 }

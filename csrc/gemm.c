@@ -284,10 +284,11 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
  * runs the micro-kernel down the rows with A in place. No shared packing, so no barrier inside the
  * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
  * every thread count. */
-static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
-                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                            const REAL *bias, int relu, const REAL *mask)
+static int SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
+                           int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                           const REAL *bias, int relu, const REAL *mask, int check)
 {
+    int bad = 0;
     REAL bp[KC * NR] __attribute__((aligned(PYNET_ALIGN)));
     const int64_t j0 = q * NR, nr = PYNET_MIN(NR, n - j0);
     for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
@@ -299,8 +300,15 @@ static void SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const RE
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
                        (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
                        mask && pc + kc >= k ? mask + i0 * ldc + j0 : NULL);
+            if (check && pc + kc >= k)   /* the finished tile, still in L1: x − x is NaN exactly for ±inf, NaN */
+                for (int64_t i = i0; i < PYNET_MIN(i0 + t, m); ++i)
+                    for (int64_t j = j0; j < j0 + nr; ++j) {
+                        const REAL d = C[i * ldc + j] - C[i * ldc + j];
+                        bad |= d != d;
+                    }
         }
     }
+    return bad;
 }
 #endif
 
@@ -355,12 +363,14 @@ static void SFX(relu_pass)(int64_t m, int64_t n, REAL *C, int64_t ldc, int relu,
     }
 }
 
-/* C = A·B (beta 0) or C += A·B (beta 1); with bias (not NULL) C = bias + A·B, C not read (beta ignored);
+/* bad (not NULL): where the path can, whether C holds a non-finite value, checked tile by tile as stored
+ * (*bad = 0 or 1: the gradient check without another pass over C); left as it is otherwise.
+ * C = A·B (beta 0) or C += A·B (beta 1); with bias (not NULL) C = bias + A·B, C not read (beta ignored);
  * relu: C = max(0, ·) at the end; mask (not NULL, laid out as C): C = C·[mask > 0] at the end (ReLU backward). Bias and ReLU run in each tile's store (the dense layer without two
  * extra passes over Z), in the same operations as the passes: identical bits. */
 static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
                            const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                           const REAL *bias, int relu, const REAL *mask, const SFX(pynet_pack) *pk)
+                           const REAL *bias, int relu, const REAL *mask, const SFX(pynet_pack) *pk, int *bad)
 {
     if (m <= 0 || n <= 0)
         return;
@@ -403,16 +413,21 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
         if (force == 1 || (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
+            int b = 0;
 #ifdef _OPENMP
             if (nt > 1) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b)
                 for (int64_t q = 0; q < nq; ++q)
-                    SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask);
+                    b |= SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
+                if (bad)
+                    *bad = b;
                 return;
             }
 #endif
             for (int64_t q = 0; q < nq; ++q)
-                SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask);
+                b |= SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
+            if (bad)
+                *bad = b;
             return;
         }
     }
@@ -455,7 +470,7 @@ void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t 
                         const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
                         const SFX(pynet_pack) *pk)
 {
-    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, NULL, pk);
+    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, NULL, pk, NULL);
 }
 
 void SFX(pynet_gemm)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,

@@ -72,15 +72,19 @@ int pynet_pack_alloc_f64(pynet_pack_f64 *pk, size_t na, size_t nb);
 void pynet_pack_free_f32(pynet_pack_f32 *pk);
 void pynet_pack_free_f64(pynet_pack_f64 *pk);
 
-/* relu: Z = max(0, X·W + b) in the GEMM's store (the same bits as the separate pass) */
+/* relu: Z = max(0, X·W + b) in the GEMM's store (the same bits as the separate pass);
+ * backward, bad (not NULL): 0 or 1 when dW and db were checked for non-finite values on the way (the panel
+ * path checks each tile as stored), −1 when not */
 void pynet_dense_forward_ws_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *b,
                                 float *Z, const pynet_pack_f32 *pk, int relu);
 void pynet_dense_forward_ws_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *b,
                                 double *Z, const pynet_pack_f64 *pk, int relu);
 void pynet_dense_backward_ws_f32(int64_t n, int64_t i, int64_t o, const float *X, const float *W, const float *dZ,
-                                 float *dW, float *db, float *dX, const pynet_pack_f32 *pk, const float *mask);
+                                 float *dW, float *db, float *dX, const pynet_pack_f32 *pk, const float *mask,
+                                 int *bad);
 void pynet_dense_backward_ws_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *dZ,
-                                 double *dW, double *db, double *dX, const pynet_pack_f64 *pk, const double *mask);
+                                 double *dW, double *db, double *dX, const pynet_pack_f64 *pk, const double *mask,
+                                 int *bad);
 
 /* contract codes (kernels/contract.py) */
 enum { ACT_IDENTITY, ACT_RELU, ACT_SOFTPLUS, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX };

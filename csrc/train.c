@@ -80,11 +80,13 @@ static void SFX(act_backward)(int act, int64_t size, const REAL *A, REAL *dA)
     SFX(pynet_activation_backward)(act, size, A, dA, dA);
 }
 
-/* Forward through every layer for rows rows of h[0]; h[L] gets the output pre-activation. */
-static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t rows)
+/* Forward through layers [l0, l1) for rows rows of h[l0]; h[L] gets the output pre-activation. */
+static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t rows, int64_t l0, int64_t l1)
 {
     int64_t off = 0;
-    for (int64_t l = 0; l < nt->L; ++l) {
+    for (int64_t l = 0; l < l0; ++l)
+        off += nt->sizes[l] * nt->sizes[l + 1] + nt->sizes[l + 1];
+    for (int64_t l = l0; l < l1; ++l) {
         const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
         const REAL *W = params + off, *b = params + off + ni * no;
         const int relu = l + 1 < nt->L && nt->acts[l] == ACT_RELU;   /* fused into the GEMM's stores */
@@ -149,15 +151,42 @@ static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int
     return SFX(update_chunk)(0, P, P, params, grads, opt, hyper, state, t, track);
 }
 
-/* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
- * Returns the loss; NaN when it is finite but the gradient overflowed (divergence either way). */
-static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows,
-                                const REAL *Y, const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive,
-                                int64_t P)
+/* Backward through layers l1−1 … l0 (dZ of layer l1−1 in *dZ on entry; on exit the ping-pong buffers as
+ * they stand, for the next lower layer). off: the flat offset just past layer l1−1's parameters. */
+static void SFX(net_backward)(SFX(net) *nt, const REAL *params, REAL *grads, int64_t rows, int64_t l0, int64_t l1,
+                              int64_t off, REAL **dZp, REAL **dXp, int *bad0)
+{
+    REAL *dZ = *dZp, *dX = *dXp;
+    for (int64_t l = l1 - 1; l >= l0; --l) {
+        const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
+        off -= ni * no + no;
+        const int relu = l > 0 && nt->acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
+        SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
+                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL, l == 0 ? bad0 : NULL);
+        if (l > 0) {
+            if (!relu)
+                SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
+            REAL *t = dZ;
+            dZ = dX;
+            dX = t;
+        }
+    }
+    *dZp = dZ;
+    *dXp = dX;
+}
+
+/* Everything between the first layer's forward and its backward: forward through layers 1…L−1, the output
+ * loss, the alive marks and backward through layers L−1…1. Returns the loss; when it is not finite in REAL
+ * (diverged) the backward is skipped. *dZp, *dXp: as net_backward leaves them for layer 0. */
+static double SFX(net_upper)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
+                             const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive, int64_t P,
+                             REAL **dZp, REAL **dXp)
 {
     const int64_t L = nt->L, k = nt->sizes[L];
-    SFX(net_forward)(nt, params, rows);
+    SFX(net_forward)(nt, params, rows, 1, L);
     const double value = SFX(pynet_output_loss)((int)nt->acts[L - 1], loss, rows, k, nt->h[L], Y, sw, g2, g1);
+    *dZp = g1;
+    *dXp = g2;
     if (!isfinite((REAL)value))   /* beyond REAL's range: diverged, as the loss computed in REAL overflows */
         return (REAL)value;
     if (n_alive) {   /* a hidden unit is alive once any row gave it a non-zero output */
@@ -173,31 +202,69 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
         }
     }
     /* backward: layer offsets from the end of the flat buffer */
-    int64_t off = P;
-    REAL *dZ = g1, *dX = g2;
-    for (int64_t l = L - 1; l >= 0; --l) {
-        const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
-        off -= ni * no + no;
-        const int relu = l > 0 && nt->acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
-        SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
-                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL);
-        if (l > 0) {
-            if (!relu)
-                SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
-            REAL *t = dZ;
-            dZ = dX;
-            dX = t;
+    SFX(net_backward)(nt, params, grads, rows, 1, L, P, dZp, dXp, NULL);
+    return value;
+}
+
+/* The next batch's rows, copied into spare buffers while the current step runs (train_epoch). */
+typedef struct {
+    int64_t rows, n0, k;
+    const int64_t *idx;
+    const REAL *X, *Y, *sw;
+    REAL *Xb, *Yb, *swb;
+} SFX(gather_job);
+
+static void SFX(gather_rows)(int64_t r0, int64_t r1, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb,
+                             int64_t k, const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb);
+
+/* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
+ * Returns the loss; NaN when it is finite but the gradient overflowed (divergence either way).
+ * next (not NULL; train_epoch with two threads, every GEMM above the first layer serial): the next batch's
+ * gather runs on the second thread while the first runs net_upper — the serial stretch in which the second
+ * core idled, and the gather (DRAM-bound: the rows are random) no longer stalls both. Same operations, same
+ * order: identical bits. */
+static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows,
+                                const REAL *Y, const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive,
+                                int64_t P, const SFX(gather_job) *next)
+{
+    const int64_t n0 = nt->sizes[0], n1 = nt->sizes[1];
+    REAL *dZ, *dX;
+    double value;
+    SFX(net_forward)(nt, params, rows, 0, 1);
+#ifdef _OPENMP
+    if (next) {
+#pragma omp parallel num_threads(2)
+        {
+            const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            if (tid == 0)
+                value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX);
+            /* rows in chunks claimed dynamically: the first thread takes what is left once its part is done */
+#pragma omp for schedule(dynamic, 8) nowait
+            for (int64_t r = 0; r < next->rows; r += 8)
+                SFX(gather_rows)(r, PYNET_MIN(r + 8, next->rows), next->idx, next->n0, next->X, next->Xb, next->k,
+                                 next->Y, next->Yb, next->sw, next->swb);
+            (void)nth;
         }
+    } else
+#endif
+    {
+        (void)next;
+        value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX);
     }
+    if (!isfinite(value))
+        return value;
+    int bad0;   /* the first layer's dW and db, when its GEMM checked them (the panel path: MNIST-shaped) */
+    SFX(net_backward)(nt, params, grads, rows, 0, 1, n0 * n1 + n1, &dZ, &dX, &bad0);
     /* an overflowing gradient is divergence too: report NaN, and the caller leaves the parameters as they
      * are. x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
      * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
-    int bad = 0;
+    int bad = bad0 > 0;
+    const int64_t q0 = bad0 >= 0 ? n0 * n1 + n1 : 0;   /* what is left to check: [q0, P) */
 #ifdef _OPENMP
-    const int nth = SFX(elem_threads)(P);
+    const int nth = SFX(elem_threads)(P - q0);
     if (nth > 1) {
 #pragma omp parallel for num_threads(nth) reduction(| : bad) schedule(static)
-        for (int64_t q = 0; q < P; ++q) {
+        for (int64_t q = q0; q < P; ++q) {
             const REAL d = grads[q] - grads[q];
             bad |= d != d;
         }
@@ -209,7 +276,7 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     else
 #endif
     {
-        for (int64_t q = 0; q < P; ++q) {
+        for (int64_t q = q0; q < P; ++q) {
             const REAL d = grads[q] - grads[q];
             bad |= d != d;
         }
@@ -223,10 +290,10 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
 static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
                             const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
                             REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
-                            int64_t P, double *moved)
+                            int64_t P, double *moved, const SFX(gather_job) *next)
 {
     const int64_t L = nt->L;
-    const double value = SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P);
+    const double value = SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, next);
     if (!isfinite(value)) {
         if (moved)
             *moved = INFINITY;
@@ -290,6 +357,29 @@ static void SFX(gather)(int64_t rows, const int64_t *idx, int64_t n0, const REAL
     SFX(gather_rows)(0, rows, idx, n0, X, Xb, k, Y, Yb, sw, swb);
 }
 
+/* Whether train_epoch may gather the next batch during net_upper (net_gradient): two threads or more, a batch
+ * whose gather would be split anyway (rows·n0 ≥ 2^16; the MNIST-shaped 128 × 784), and every product and
+ * elementwise pass above the first layer under its threads threshold, so that net_upper runs on one thread
+ * whatever happens (the MNIST-shaped 128→10 layer: 164 k multiply-adds). */
+static int SFX(overlap_ok)(const SFX(net) *nt, int64_t rows, int nth)
+{
+#ifdef _OPENMP
+    if (nth < 2 || rows * nt->sizes[0] < (1 << 16))
+        return 0;
+    for (int64_t l = 1; l < nt->L; ++l) {
+        const int64_t ni = nt->sizes[l], no = nt->sizes[l + 1];
+        if ((double)rows * (double)ni * (double)no >= PYNET_PAR_MIN_MACS || rows * PYNET_MAX(ni, no) >= PYNET_PAR_MIN_ELEMS)
+            return 0;
+    }
+    return 1;
+#else
+    (void)nt;
+    (void)rows;
+    (void)nth;
+    return 0;
+#endif
+}
+
 static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
 {
     int64_t P = 0;
@@ -325,19 +415,45 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     }
     REAL *g1 = swb + bs, *g2 = g1 + bs * nt.maxw;
     const int64_t P = SFX(n_params)(L, sizes);
+    /* Spare batch buffers (X, Y and sw rows) for gathering the next batch during the step, when the step has
+     * a serial stretch for it (see net_gradient) and the gather is large enough to be split anyway. */
+    REAL *spare = NULL, *sX = NULL, *sY = NULL, *sW = NULL;
+    if (SFX(overlap_ok)(&nt, bs, pynet_get_num_threads()) &&
+        (spare = pynet_aligned_alloc((size_t)(bs * (n0 + k + 1)) * sizeof(REAL)))) {
+        sX = spare;
+        sY = sX + bs * n0;
+        sW = sY + bs * k;
+    }
+    int ready = 0;                                           /* the batch at start is already gathered */
     double total = 0;
     int64_t rows_seen = 0;
     for (int64_t start = 0; start < m; start += bs) {        /* batches in perm order; the last may be partial */
-        const int64_t rows = PYNET_MIN(bs, m - start);
-        SFX(gather)(rows, perm + start, n0, X, h[0], k, Y, Yb, sw, swb);
+        const int64_t rows = PYNET_MIN(bs, m - start), nnext = PYNET_MIN(bs, m - start - rows);
+        if (!ready)
+            SFX(gather)(rows, perm + start, n0, X, h[0], k, Y, Yb, sw, swb);
         if (n0 * (int64_t)sizeof(REAL) <= 256) {             /* short rows: fetch the next batch's while this one runs */
             const int64_t *nx = perm + start + rows;
-            for (int64_t r = 0; r < PYNET_MIN(bs, m - start - rows); ++r)
+            for (int64_t r = 0; r < nnext; ++r)
                 for (int64_t b = 0; b < n0 * (int64_t)sizeof(REAL); b += 64)
                     __builtin_prefetch((const char *)(X + nx[r] * n0) + b);
         }
+        const SFX(gather_job) next = {nnext, n0, k, perm + start + rows, X, Y, sw, sX, sY, sW};
+        const int ov = spare && nnext > 0 && SFX(overlap_ok)(&nt, rows, pynet_get_num_threads());
         const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
-                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, NULL);
+                                           step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, NULL,
+                                           ov ? &next : NULL);
+        ready = ov;
+        if (ov) {                                            /* the next batch is in the spare buffers: swap */
+            REAL *t = h[0];
+            h[0] = sX;
+            sX = t;
+            t = Yb;
+            Yb = sY;
+            sY = t;
+            t = swb;
+            swb = sW;
+            sW = t;
+        }
         if (!isfinite(value)) {                              /* stop at once, parameters untouched by this batch */
             total = value;
             rows_seen = 0;
@@ -346,6 +462,7 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
         total += loss == LOSS_SSR ? value : value * (double)rows;
         rows_seen += rows;
     }
+    pynet_aligned_free(spare);
     SFX(pynet_pack_free)(&nt.pk);
     if (h != hstack)
         free(h);
@@ -376,7 +493,7 @@ double SFX(pynet_batch_gradient)(const REAL *params, REAL *grads, int64_t nlayer
     REAL *g1 = swb + m, *g2 = g1 + m * nt.maxw;
     SFX(gather)(m, rows, n0, X, h[0], k, Y, Yb, sw, swb);
     const double value = SFX(net_gradient)(&nt, params, grads, loss, m, Yb, sw ? swb : NULL, g1, g2, 0, NULL,
-                                           SFX(n_params)(L, sizes));
+                                           SFX(n_params)(L, sizes), NULL);
     SFX(pynet_pack_free)(&nt.pk);
     if (h != hstack)
         free(h);
@@ -411,7 +528,7 @@ int64_t SFX(pynet_train_gd)(REAL *params, REAL *grads, int64_t nlayers, const in
     for (s = 0; s < max_steps; ++s) {                        /* one full-batch step per iteration */
         double moved;
         const double value = SFX(net_step)(&nt, params, grads, loss, n, Y, sw, opt, hyper, state, step, g1, g2,
-                                           0, NULL, 0, NULL, P, &moved);
+                                           0, NULL, 0, NULL, P, &moved, NULL);
         losses[s] = value;
         last_step[0] = moved;
         if (!isfinite(value) || moved < tol) {

@@ -76,6 +76,42 @@ def test_batch_gradient_then_sgd_update_is_one_fused_step(loss, backend, dtype):
     assert C.close(split, fused, dtype)
 
 
+def test_epoch_stops_on_an_overflowing_first_layer_gradient(backend):
+    """MNIST-shaped first layer (the C backend checks its dW tile by tile inside the GEMM, no separate pass):
+    a finite loss whose first-layer gradient overflows (X = 1e33 times dH ≈ 1e7) is divergence: NaN, and the
+    parameters stay as they were, at one thread and at two."""
+    rng = np.random.default_rng(7)
+    sizes, acts = np.array([784, 128, 10], np.int64), np.array([C.IDENTITY, C.SOFTMAX], np.int64)
+    W1 = np.full((784, 128), 1e-20)
+    W2 = rng.choice([-1e9, 1e9], size=(128, 10))
+    params = np.concatenate([W1.ravel(), np.zeros(128), W2.ravel(), np.zeros(10)]).astype(np.float32)
+    X = rng.standard_normal((128, 784)).astype(np.float32)
+    X[5, 300] = 1e33
+    labels = rng.integers(0, 10, 128)
+    labels[5] = np.argmin(W2.sum(axis=0))   # row 5's logits ≈ 1e13·ΣW2: its label the least likely, so dZ ≠ 0
+    Y = np.eye(10, dtype=np.float32)[labels]
+    perm = np.arange(128, dtype=np.int64)
+    k = kernels.load(backend)
+    threads = k.get_num_threads()
+    try:
+        for n in (1, 2):
+            k.set_num_threads(n)
+            p = params.copy()
+            value = k.train_epoch(p, np.zeros_like(p), sizes, acts, C.CE, X, Y, None, perm, 128, C.SGD,
+                                  np.array([0.05, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * p.size, np.float32),
+                                  np.zeros(1, np.int64), np.zeros(C.train_workspace_size(sizes, 128), np.float32),
+                                  np.zeros(0, np.int64), np.zeros(0))
+            assert np.isnan(value)
+            assert np.array_equal(p, params)
+            g = np.zeros_like(params)
+            value = k.batch_gradient(params, g, sizes, acts, C.CE, X, Y, None, perm,
+                                     np.zeros(C.train_workspace_size(sizes, 128), np.float32))
+            assert np.isnan(value)
+            assert np.isinf(g[: 784 * 128]).any() and np.isfinite(g[784 * 128:]).all()   # only dW1 overflowed
+    finally:
+        k.set_num_threads(threads)
+
+
 def test_batch_gradient_reports_an_overflowing_gradient_as_nan(backend):
     """A finite loss whose gradient overflows (float32: |X|·|dH| ≈ 1e39) is divergence: NaN."""
     sizes, acts = np.array([2, 2, 2], np.int64), np.array([C.IDENTITY, C.SOFTMAX], np.int64)
