@@ -272,7 +272,7 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
 #endif
 #ifdef VEC_ANY_NONFINITE
     if (pynet_simd_active())
-        bad = VEC_ANY_NONFINITE(P, grads);
+        bad |= VEC_ANY_NONFINITE(P - q0, grads + q0);
     else
 #endif
     {

@@ -112,6 +112,41 @@ def test_epoch_stops_on_an_overflowing_first_layer_gradient(backend):
         k.set_num_threads(threads)
 
 
+def test_epoch_stops_on_an_overflowing_upper_layer_gradient(backend):
+    """The complement of the test above: MNIST-shaped first layer with a finite gradient, and the second
+    layer's dW = H1ᵀ·dZ1 overflowing (H1 ≈ 1e30 from the bias, dZ1 ≈ 1e8 through W3 = ±1e9) while the loss
+    (logits ≈ 1e21) stays finite — caught by the pass over the layers above the first: NaN, parameters kept."""
+    rng = np.random.default_rng(8)
+    sizes = np.array([784, 128, 64, 10], np.int64)
+    acts = np.array([C.IDENTITY, C.IDENTITY, C.SOFTMAX], np.int64)
+    W3 = rng.choice([-1e9, 1e9], size=(64, 10))
+    params = np.concatenate([np.full(784 * 128, 1e-20), np.full(128, 1e30), np.full(128 * 64, 1e-20), np.zeros(64),
+                             W3.ravel(), np.zeros(10)]).astype(np.float32)
+    X = rng.standard_normal((128, 784)).astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 128)]
+    perm = np.arange(128, dtype=np.int64)
+    k = kernels.load(backend)
+    threads = k.get_num_threads()
+    try:
+        for n in (1, 2):
+            k.set_num_threads(n)
+            g = np.zeros_like(params)
+            value = k.batch_gradient(params, g, sizes, acts, C.CE, X, Y, None, perm,
+                                     np.zeros(C.train_workspace_size(sizes, 128), np.float32))
+            assert np.isnan(value)
+            first, second = 784 * 128 + 128, 784 * 128 + 128 + 128 * 64
+            assert np.isfinite(g[:first]).all() and np.isinf(g[first:second]).any()   # the premise
+            p = params.copy()
+            value = k.train_epoch(p, np.zeros_like(p), sizes, acts, C.CE, X, Y, None, perm, 128, C.SGD,
+                                  np.array([0.05, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * p.size, np.float32),
+                                  np.zeros(1, np.int64), np.zeros(C.train_workspace_size(sizes, 128), np.float32),
+                                  np.zeros(0, np.int64), np.zeros(0))
+            assert np.isnan(value)
+            assert np.array_equal(p, params)
+    finally:
+        k.set_num_threads(threads)
+
+
 def test_batch_gradient_reports_an_overflowing_gradient_as_nan(backend):
     """A finite loss whose gradient overflows (float32: |X|·|dH| ≈ 1e39) is divergence: NaN."""
     sizes, acts = np.array([2, 2, 2], np.int64), np.array([C.IDENTITY, C.SOFTMAX], np.int64)
