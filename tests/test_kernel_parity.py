@@ -76,10 +76,34 @@ def test_batch_gradient_then_sgd_update_is_one_fused_step(loss, backend, dtype):
     assert C.close(split, fused, dtype)
 
 
+def _assert_step_diverges(backend, sizes, acts, params, X, Y, overflowing):
+    """batch_gradient returns NaN with an infinite gradient only in params[overflowing] (the case's premise),
+    and train_epoch returns NaN with the parameters untouched, at one thread and at two."""
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    ws = np.zeros(C.train_workspace_size(sizes, X.shape[0]), np.float32)
+    inside = np.zeros(params.shape[0], bool)
+    inside[overflowing] = True
+    k = kernels.load(backend)
+    threads = k.get_num_threads()
+    try:
+        for n in (1, 2):
+            k.set_num_threads(n)
+            g = np.zeros_like(params)
+            assert np.isnan(k.batch_gradient(params, g, sizes, acts, C.CE, X, Y, None, rows, ws))
+            assert np.isinf(g[inside]).any() and np.isfinite(g[~inside]).all()
+            p = params.copy()
+            value = k.train_epoch(p, np.zeros_like(p), sizes, acts, C.CE, X, Y, None, rows, X.shape[0], C.SGD,
+                                  np.array([0.05, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * p.size, np.float32),
+                                  np.zeros(1, np.int64), ws, np.zeros(0, np.int64), np.zeros(0))
+            assert np.isnan(value)
+            assert np.array_equal(p, params)
+    finally:
+        k.set_num_threads(threads)
+
+
 def test_epoch_stops_on_an_overflowing_first_layer_gradient(backend):
     """MNIST-shaped first layer (the C backend checks its dW tile by tile inside the GEMM, no separate pass):
-    a finite loss whose first-layer gradient overflows (X = 1e33 times dH ≈ 1e7) is divergence: NaN, and the
-    parameters stay as they were, at one thread and at two."""
+    a finite loss whose first-layer gradient overflows (X = 1e33 times dH ≈ 1e7) is divergence."""
     rng = np.random.default_rng(7)
     sizes, acts = np.array([784, 128, 10], np.int64), np.array([C.IDENTITY, C.SOFTMAX], np.int64)
     W1 = np.full((784, 128), 1e-20)
@@ -90,32 +114,13 @@ def test_epoch_stops_on_an_overflowing_first_layer_gradient(backend):
     labels = rng.integers(0, 10, 128)
     labels[5] = np.argmin(W2.sum(axis=0))   # row 5's logits ≈ 1e13·ΣW2: its label the least likely, so dZ ≠ 0
     Y = np.eye(10, dtype=np.float32)[labels]
-    perm = np.arange(128, dtype=np.int64)
-    k = kernels.load(backend)
-    threads = k.get_num_threads()
-    try:
-        for n in (1, 2):
-            k.set_num_threads(n)
-            p = params.copy()
-            value = k.train_epoch(p, np.zeros_like(p), sizes, acts, C.CE, X, Y, None, perm, 128, C.SGD,
-                                  np.array([0.05, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * p.size, np.float32),
-                                  np.zeros(1, np.int64), np.zeros(C.train_workspace_size(sizes, 128), np.float32),
-                                  np.zeros(0, np.int64), np.zeros(0))
-            assert np.isnan(value)
-            assert np.array_equal(p, params)
-            g = np.zeros_like(params)
-            value = k.batch_gradient(params, g, sizes, acts, C.CE, X, Y, None, perm,
-                                     np.zeros(C.train_workspace_size(sizes, 128), np.float32))
-            assert np.isnan(value)
-            assert np.isinf(g[: 784 * 128]).any() and np.isfinite(g[784 * 128:]).all()   # only dW1 overflowed
-    finally:
-        k.set_num_threads(threads)
+    _assert_step_diverges(backend, sizes, acts, params, X, Y, slice(0, 784 * 128))
 
 
 def test_epoch_stops_on_an_overflowing_upper_layer_gradient(backend):
-    """The complement of the test above: MNIST-shaped first layer with a finite gradient, and the second
-    layer's dW = H1ᵀ·dZ1 overflowing (H1 ≈ 1e30 from the bias, dZ1 ≈ 1e8 through W3 = ±1e9) while the loss
-    (logits ≈ 1e21) stays finite — caught by the pass over the layers above the first: NaN, parameters kept."""
+    """The complement: MNIST-shaped first layer with a finite gradient, and the second layer's
+    dW = H1ᵀ·dZ1 overflowing (H1 ≈ 1e30 from the bias, dZ1 ≈ 1e8 through W3 = ±1e9) while the loss (logits
+    ≈ 1e21) stays finite — caught by the pass over the layers above the first."""
     rng = np.random.default_rng(8)
     sizes = np.array([784, 128, 64, 10], np.int64)
     acts = np.array([C.IDENTITY, C.IDENTITY, C.SOFTMAX], np.int64)
@@ -124,27 +129,8 @@ def test_epoch_stops_on_an_overflowing_upper_layer_gradient(backend):
                              W3.ravel(), np.zeros(10)]).astype(np.float32)
     X = rng.standard_normal((128, 784)).astype(np.float32)
     Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 128)]
-    perm = np.arange(128, dtype=np.int64)
-    k = kernels.load(backend)
-    threads = k.get_num_threads()
-    try:
-        for n in (1, 2):
-            k.set_num_threads(n)
-            g = np.zeros_like(params)
-            value = k.batch_gradient(params, g, sizes, acts, C.CE, X, Y, None, perm,
-                                     np.zeros(C.train_workspace_size(sizes, 128), np.float32))
-            assert np.isnan(value)
-            first, second = 784 * 128 + 128, 784 * 128 + 128 + 128 * 64
-            assert np.isfinite(g[:first]).all() and np.isinf(g[first:second]).any()   # the premise
-            p = params.copy()
-            value = k.train_epoch(p, np.zeros_like(p), sizes, acts, C.CE, X, Y, None, perm, 128, C.SGD,
-                                  np.array([0.05, 0, 0, 0, 0.9, 0.999, 1e-8]), np.zeros(2 * p.size, np.float32),
-                                  np.zeros(1, np.int64), np.zeros(C.train_workspace_size(sizes, 128), np.float32),
-                                  np.zeros(0, np.int64), np.zeros(0))
-            assert np.isnan(value)
-            assert np.array_equal(p, params)
-    finally:
-        k.set_num_threads(threads)
+    first = 784 * 128 + 128
+    _assert_step_diverges(backend, sizes, acts, params, X, Y, slice(first, first + 128 * 64))
 
 
 def test_batch_gradient_reports_an_overflowing_gradient_as_nan(backend):
