@@ -47,10 +47,7 @@ void SFX(pynet_dense_backward_ws)(int64_t n, int64_t i, int64_t o, const REAL *X
         db[j] = s;
     }
     if (bad && *bad == 0)   /* dW checked in its GEMM: db too, so the caller need not pass over either */
-        for (int64_t j = 0; j < o; ++j) {
-            const REAL d = db[j] - db[j];
-            *bad |= d != d;
-        }
+        *bad = SFX(any_nonfinite)(o, db);
     /* dX = dZ·Wᵀ: B(p, j) = W[j*o + p], i.e. row stride 1, column stride o */
     if (dX)   /* mask (X itself, a ReLU output): dX · [X > 0], the previous layer's ReLU backward, in the stores */
         SFX(gemm_core)(n, i, o, dZ, o, 1, W, 1, o, dX, i, 0, NULL, 0, mask, pk, NULL);

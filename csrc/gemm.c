@@ -8,6 +8,18 @@
 
 static int64_t SFX(ceil_div)(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* 1 when some x[q], q < n, is ±inf or NaN (x − x is NaN exactly for those): the gradient check. An integer
+ * OR of the unordered test vectorises (a float sum would be one serial add chain without -ffast-math). */
+static inline int SFX(any_nonfinite)(int64_t n, const REAL *x)
+{
+    int bad = 0;
+    for (int64_t q = 0; q < n; ++q) {
+        const REAL d = x[q] - x[q];
+        bad |= d != d;
+    }
+    return bad;
+}
+
 /* Pack rows [p0*MR, p1*MR) of the mc×kc block of A into MR-row micro-panels, k-major. */
 static void SFX(pack_a)(int64_t mc, int64_t kc, const REAL *A, int64_t rsa, int64_t csa, REAL *ap,
                         int64_t p0, int64_t p1)
@@ -300,12 +312,9 @@ static int SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REA
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
                        (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
                        mask && pc + kc >= k ? mask + i0 * ldc + j0 : NULL);
-            if (check && pc + kc >= k)   /* the finished tile, still in L1: x − x is NaN exactly for ±inf, NaN */
+            if (check && pc + kc >= k)   /* the finished tile, still in L1 */
                 for (int64_t i = i0; i < PYNET_MIN(i0 + t, m); ++i)
-                    for (int64_t j = j0; j < j0 + nr; ++j) {
-                        const REAL d = C[i * ldc + j] - C[i * ldc + j];
-                        bad |= d != d;
-                    }
+                    bad |= SFX(any_nonfinite)(nr, C + i * ldc + j0);
         }
     }
     return bad;

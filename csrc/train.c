@@ -217,6 +217,17 @@ typedef struct {
 static void SFX(gather_rows)(int64_t r0, int64_t r1, const int64_t *idx, int64_t n0, const REAL *X, REAL *Xb,
                              int64_t k, const REAL *Y, REAL *Yb, const REAL *sw, REAL *swb);
 
+/* any_nonfinite with the AVX2 pass when the runtime picked AVX2 (the scalar loop is a 4-wide SSE OR chain in
+ * the default build) */
+static int SFX(grads_nonfinite)(int64_t n, const REAL *x)
+{
+#ifdef VEC_ANY_NONFINITE
+    if (pynet_simd_active())
+        return VEC_ANY_NONFINITE(n, x);
+#endif
+    return SFX(any_nonfinite)(n, x);
+}
+
 /* Forward, output loss and backward on rows rows already in h[0], Y, sw, writing grads.
  * Returns the loss; NaN when it is finite but the gradient overflowed (divergence either way).
  * next (not NULL; train_epoch with two threads, every GEMM above the first layer serial): the next batch's
@@ -235,15 +246,13 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     if (next) {
 #pragma omp parallel num_threads(2)
         {
-            const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            if (tid == 0)
+            if (omp_get_thread_num() == 0)
                 value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX);
             /* rows in chunks claimed dynamically: the first thread takes what is left once its part is done */
 #pragma omp for schedule(dynamic, 8) nowait
             for (int64_t r = 0; r < next->rows; r += 8)
                 SFX(gather_rows)(r, PYNET_MIN(r + 8, next->rows), next->idx, next->n0, next->X, next->Xb, next->k,
                                  next->Y, next->Yb, next->sw, next->swb);
-            (void)nth;
         }
     } else
 #endif
@@ -256,31 +265,21 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     int bad0;   /* the first layer's dW and db, when its GEMM checked them (the panel path: MNIST-shaped) */
     SFX(net_backward)(nt, params, grads, rows, 0, 1, n0 * n1 + n1, &dZ, &dX, &bad0);
     /* an overflowing gradient is divergence too: report NaN, and the caller leaves the parameters as they
-     * are. x − x is NaN exactly for ±inf and NaN; an integer OR of the unordered test vectorises (a float
-     * sum would be one serial add chain: without -ffast-math it cannot be reassociated). */
+     * are (the check: any_nonfinite, split over the threads for a large buffer) */
     int bad = bad0 > 0;
     const int64_t q0 = bad0 >= 0 ? n0 * n1 + n1 : 0;   /* what is left to check: [q0, P) */
 #ifdef _OPENMP
     const int nth = SFX(elem_threads)(P - q0);
     if (nth > 1) {
-#pragma omp parallel for num_threads(nth) reduction(| : bad) schedule(static)
-        for (int64_t q = q0; q < P; ++q) {
-            const REAL d = grads[q] - grads[q];
-            bad |= d != d;
+#pragma omp parallel num_threads(nth) reduction(| : bad)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads(), len = P - q0;
+            const int64_t lo = len * t / n, hi = len * (t + 1) / n;
+            bad |= SFX(grads_nonfinite)(hi - lo, grads + q0 + lo);
         }
     } else
 #endif
-#ifdef VEC_ANY_NONFINITE
-    if (pynet_simd_active())
-        bad |= VEC_ANY_NONFINITE(P - q0, grads + q0);
-    else
-#endif
-    {
-        for (int64_t q = q0; q < P; ++q) {
-            const REAL d = grads[q] - grads[q];
-            bad |= d != d;
-        }
-    }
+        bad |= SFX(grads_nonfinite)(P - q0, grads + q0);
     return bad ? NAN : value;
 }
 

@@ -131,7 +131,7 @@ TGT void pynet_sgd_avx2_notrack_f32(int64_t p, float *params, const float *grads
     (void)sgd_body_f32(0, p, params, grads, velocity, lr, momentum, nesterov, weight_decay);
 }
 
-/* 1 when some x[q] is ±inf or NaN, as train.c's scalar check (x − x is NaN exactly for those): the
+/* 1 when some x[q] is ±inf or NaN, as gemm.c's scalar any_nonfinite (x − x is NaN exactly for those): the
  * differences (±0 or NaN) are summed in four independent accumulators, a NaN anywhere survives the sum. The
  * scalar loop compiled to a 4-wide SSE OR chain, about 5 % of the small network's epoch. */
 TGT int pynet_any_nonfinite_avx2_f32(int64_t p, const float *x)
