@@ -54,10 +54,12 @@ comparison is array-wise, max|x − ref| ≤ rtol·max|ref| + atol (:func:`close
 rounding error scales with the size of its terms, not of its (possibly cancelled) result. An output
 that misses this bound still passes when it is no farther from the exact answer (the reference run
 in a wider type: float64 for float32, long double for float64) than four times the reference's own
-distance from it, or from it with every input moved by one ulp or a batch's rows summed in another
-order: steps that amplify rounding are ill-conditioned for every implementation, the reference
-included — Adam's step −lr·g/(|g|+ε) moves by up to lr/ε per unit change of g when weight decay
-cancels the gradient to about ε, and a ReLU input crossing 0 switches a unit.
+distance from it, or from it with every input moved by one ulp, a batch's rows summed in another
+order, or (fused kernels) every non-zero activation output rounded one ulp the other way, as another
+libm's tanh or exp may: steps that amplify rounding are ill-conditioned for every implementation, the
+reference included — Adam's step −lr·g/(|g|+ε) moves by up to lr/ε per unit change of g when weight
+decay cancels the gradient to about ε, tanh′ = 1 − A² turns one ulp of a saturated A into a relative
+error of ulp/(1 − A²), and a ReLU input crossing 0 switches a unit.
 The Numba backend uses no fastmath flags; its GEMM micro-kernel fuses each k term with an explicit FMA
 (within this tolerance; no nnan/ninf, so non-finite losses are still detected).
 """

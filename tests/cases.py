@@ -1,4 +1,5 @@
 """Valid arguments for every contract kernel, shared by the parity, property and fuzz tests."""
+import contextlib
 import zlib
 
 import numpy as np
@@ -150,14 +151,36 @@ def _reordered(name, args, rng):
     return out
 
 
+@contextlib.contextmanager
+def _activations_rounded_apart(rng):
+    """The reference with every non-zero activation output moved by one ulp in a random direction.
+
+    That is what another valid implementation does: libm's tanh / exp differ by an ulp or two
+    (glibc's tanhf errs up to 2 ulp, NumPy's up to 1.3), and near saturation tanh′ = 1 − A² and
+    σ′ = A(1 − A) turn that ulp into a relative error of ulp / (1 − A²) in the gradient.
+    """
+    module = kernels.load("numpy").raw
+    exact = module.activation_forward
+
+    def rounded_apart(act, Z, A):
+        exact(act, Z, A)
+        away = np.where(rng.random(A.shape) < 0.5, -np.inf, np.inf).astype(A.dtype)
+        np.copyto(A, np.nextafter(A, away), where=A != 0)   # zeros stay: ReLU's dead units stay dead
+    module.activation_forward = rounded_apart
+    try:
+        yield
+    finally:
+        module.activation_forward = exact
+
+
 def assert_matches_reference(name, args, backend, dtype):
     """Run kernel ``name`` on copies of ``args`` with the reference and ``backend``; compare every output.
 
     The contract's rule: within TOLERANCE of the reference; failing that, no farther from the exact
     answer (the reference in a wider type) than four times the reference's own distance from it, or
-    what moving the inputs by one ulp or summing a batch's rows in another order does to the
-    reference — ill-conditioned steps (a ReLU input crossing 0, Adam with an effective gradient near
-    ε) amplify rounding in every implementation.
+    what moving the inputs by one ulp, summing a batch's rows in another order or rounding the
+    activations the other way does to the reference — ill-conditioned steps (a ReLU input crossing 0,
+    Adam with an effective gradient near ε, a saturated tanh) amplify rounding in every implementation.
     """
     ref_args, got_args = copy_args(args), copy_args(args)
     expected = getattr(kernels.load("numpy"), name)(*ref_args)
@@ -189,6 +212,11 @@ def check_outputs(name, args, dtype, expected, ref_args, got, got_args):
         p_args = variant(args, rng, dtype) if variant is _ulp_perturbed else variant(name, args, rng)
         if p_args is not None:
             perturbed.append((getattr(reference, name)(*p_args), p_args))
+    if "sizes" in (a.name for a in C.BY_NAME[name].args):   # the networks: their activations rounded apart
+        for _ in range(3):
+            p_args = copy_args(args)
+            with _activations_rounded_apart(rng):
+                perturbed.append((getattr(reference, name)(*p_args), p_args))
     rtol, atol = C.TOLERANCE[np.dtype(dtype)]
     wide = WIDER[np.dtype(dtype)]
     for label, g, e, i in failing:
@@ -199,4 +227,5 @@ def check_outputs(name, args, dtype, expected, ref_args, got, got_args):
         err_got = np.max(np.abs(np.asarray(g, wide) - truth), initial=0.0)
         bound = 4 * max(spread, err_ref) + rtol * np.max(np.abs(truth), initial=0.0) + atol
         assert err_got <= bound, (f"{name}: output {label} is {err_got:.3g} from the exact answer; the {np.dtype(dtype)} "
-                                  f"reference is {err_ref:.3g} from it, {spread:.3g} with inputs moved by one ulp")
+                                  f"reference is {err_ref:.3g} from it, up to {spread:.3g} with inputs moved by one ulp "
+                                  f"or rounded another way")
