@@ -35,6 +35,11 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const REAL *A, int64_t rsa, int6
                 continue;
             }
 #endif
+            if (rsa == 1) {                            /* column-major A (Xᵀ of dW): MR contiguous values per k */
+                for (int64_t q = 0; q < kc; ++q)       /* (the strided scalar loop below was ~2 % of the wide epoch) */
+                    memcpy(dst + q * PYNET_MR, src + q * csa, PYNET_MR * sizeof(REAL));
+                continue;
+            }
             for (int64_t q = 0; q < kc; ++q) {         /* k within the panel */
                 const REAL *s = src + q * csa;
                 for (int r = 0; r < PYNET_MR; ++r)     /* the MR values of one k */
@@ -145,6 +150,12 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
         const REAL *a = ap + ir * PYNET_MR * kc, *b = bp + jr * NR * kc;
         REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
         if (mr == PYNET_MR && nr == NR) {
+#ifdef VEC_UKR_EP
+            if ((bias || relu || mask) && g->ukr != SFX(pynet_ukr_scalar)) {   /* the epilogue in registers */
+                VEC_UKR_EP(kc, a, b, c, g->ldc, beta, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+                continue;
+            }
+#endif
             g->ukr(kc, a, b, c, g->ldc, beta);
         } else {
             /* edge tile: the same kernel into a scratch tile, then the valid part */
@@ -190,6 +201,11 @@ static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64
      * m = 512 is 12 × 42/48 rows rather than 144,144,144,80 (one thread 12 % idle) */
     const int64_t npan = SFX(ceil_div)(g->m, PYNET_MR);
     const int64_t nblk = SFX(ceil_div)(SFX(ceil_div)(g->m, PYNET_MC_PAR), nt) * nt;
+    /* the last nt blocks are claimed in PYNET_TAIL_SPLIT column parts (each packs the block's A again): when
+     * one thread takes the last block the other idles at the GEMM's end for part of a block, not most of one
+     * (m = 512: 12 blocks, a block ~8 % of the GEMM) */
+    const int64_t ntail = nblk > nt ? nt : 0, nsplit = PYNET_MIN(PYNET_TAIL_SPLIT, nq);
+    const int64_t nunit = nblk - ntail + ntail * nsplit;
     for (int64_t pg = 0; pg < g->k; pg += spg * KC) {             /* groups of KC-deep slabs */
         const int64_t kg = PYNET_MIN(spg * KC, g->k - pg), ns = SFX(ceil_div)(kg, KC);
         for (int64_t s = 0; s < ns; ++s) {
@@ -201,16 +217,20 @@ static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1) nowait
 #endif
-        for (int64_t blk = 0; blk < nblk; ++blk) {                 /* 3rd loop: MC-tall blocks */
+        for (int64_t u = 0; u < nunit; ++u) {                      /* 3rd loop: MC-tall blocks (or parts) */
+            const int64_t blk = u < nblk - ntail ? u : nblk - ntail + (u - (nblk - ntail)) / nsplit;
+            const int64_t part = u < nblk - ntail ? 0 : (u - (nblk - ntail)) % nsplit;
+            const int64_t parts = u < nblk - ntail ? 1 : nsplit;
             const int64_t ic = npan * blk / nblk * PYNET_MR;
             const int64_t mc = PYNET_MIN(npan * (blk + 1) / nblk * PYNET_MR, g->m) - ic;
             if (mc <= 0)
                 continue;
             const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
+            const int64_t q0 = nq * part / parts, q1 = nq * (part + 1) / parts;   /* NR-wide column panels */
             for (int64_t s = 0; s < ns; ++s) {                     /* 4th loop inside: slabs in k order */
                 const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
                 SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, 0, nq * np,
+                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, q0 * np, q1 * np,
                                   pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
                                   pc + kc >= g->k ? g->mask : NULL);
             }
