@@ -107,6 +107,7 @@ typedef struct {
     const REAL *bias;  /* epilogue (see gemm_core): bias row added in the first slab, ReLU after the last */
     int relu;
     const REAL *mask;  /* epilogue: C *= [mask > 0] after the last slab (mask laid out as C) */
+    int check;         /* whether C's finished tiles are checked for ±inf / NaN (the gradient check) */
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
 
@@ -137,11 +138,13 @@ static void SFX(tile_ep)(REAL *c, int64_t ldc, int64_t mr, int64_t nr, const REA
 }
 
 /* One MC×KC block of C: the 2nd (jr) and 1st (ir) loops flattened jr-major, tiles [t0, t1).
- * bias (C's columns jc…, first slab only: then beta is 0) and relu (last slab only): the epilogue. */
-static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
-                              int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1, const REAL *bias,
-                              int relu, const REAL *mask)
+ * bias (C's columns jc…, first slab only: then beta is 0) and relu (last slab only): the epilogue.
+ * chk (last slab only): returns whether a finished tile holds ±inf or NaN. */
+static int SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int64_t mc, int64_t nc, int64_t kc,
+                             int beta, const REAL *ap, const REAL *bp, int64_t t0, int64_t t1, const REAL *bias,
+                             int relu, const REAL *mask, int chk)
 {
+    int bad = 0;
     const int64_t np = SFX(ceil_div)(mc, PYNET_MR);
     for (int64_t t = t0; t < t1; ++t) {                          /* 2nd loop (jr) × 1st loop (ir) */
         const int64_t jr = t / np, ir = t % np;
@@ -151,8 +154,9 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
         REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
         if (mr == PYNET_MR && nr == NR) {
 #ifdef VEC_UKR_EP
-            if ((bias || relu || mask) && g->ukr != SFX(pynet_ukr_scalar)) {   /* the epilogue in registers */
-                VEC_UKR_EP(kc, a, b, c, g->ldc, beta, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+            if ((bias || relu || mask || chk) && g->ukr != SFX(pynet_ukr_scalar)) {   /* epilogue and check in registers */
+                bad |= VEC_UKR_EP(kc, a, b, c, g->ldc, beta, bias ? bias + j0 : NULL, relu,
+                                  mask ? mask + (c - g->C) : NULL, chk);
                 continue;
             }
 #endif
@@ -167,14 +171,17 @@ static void SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, in
         }
         if (bias || relu || mask) {
 #ifdef VEC_TILE_EP
-            if (nr == NR && pynet_simd_active()) {
+            if (nr == NR && pynet_simd_active())
                 VEC_TILE_EP(c, g->ldc, mr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
-                continue;
-            }
+            else
 #endif
-            SFX(tile_ep)(c, g->ldc, mr, nr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
+                SFX(tile_ep)(c, g->ldc, mr, nr, bias ? bias + j0 : NULL, relu, mask ? mask + (c - g->C) : NULL);
         }
+        if (chk)   /* the finished tile, still in L1 */
+            for (int64_t i = 0; i < mr; ++i)
+                bad |= SFX(any_nonfinite)(nr, c + i * g->ldc);
     }
+    return bad;
 }
 
 /* KC-deep slabs of B packed together, one group at a time: as many slabs as fit in
@@ -191,8 +198,9 @@ static int64_t SFX(slabs_per_group)(int64_t n, int64_t k)
  * group before claiming the next: one barrier per group (per GEMM for the wide network) instead of
  * two per KC slab, where a thread delayed by the host held up the other at every slab. Each C element
  * is still computed by one thread, slabs in k order: identical bits. */
-static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64_t jc, int64_t nc, int last)
+static int SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64_t jc, int64_t nc, int last)
 {
+    int bad = 0;
     const int64_t nq = SFX(ceil_div)(nc, NR), kc0 = PYNET_MIN(KC, g->k);
     const int64_t stride = nq * NR * kc0;
     const int64_t spg = PYNET_MAX(1, PYNET_MIN(SFX(slabs_per_group)(g->n, g->k), (int64_t)g->nb / stride));
@@ -230,26 +238,29 @@ static void SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64
             for (int64_t s = 0; s < ns; ++s) {                     /* 4th loop inside: slabs in k order */
                 const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
                 SFX(pack_a)(mc, kc, g->A + ic * g->rsa + pc * g->csa, g->rsa, g->csa, ap, 0, np);
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride, q0 * np, q1 * np,
-                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
-                                  pc + kc >= g->k ? g->mask : NULL);
+                bad |= SFX(macro_kernel)(g, ic, jc, mc, nc, kc, pc == 0 ? g->beta : 1, ap, g->bp + s * stride,
+                                         q0 * np, q1 * np, pc == 0 && g->bias ? g->bias + jc : NULL,
+                                         g->relu && pc + kc >= g->k, pc + kc >= g->k ? g->mask : NULL,
+                                         g->check && pc + kc >= g->k);
             }
         }
         if (!(last && pg + kg >= g->k))   /* packed B is overwritten next (after the last, the region ends) */
             SFX(sync)(nt);
     }
+    return bad;
 }
 
 /* The loops around the micro-kernel, for thread tid of nt. With ic_par each thread takes whole
  * MC blocks (gemm_slab_groups); otherwise threads share one packed A and split the
  * tiles of each block. Either way a C element is computed by one thread in a fixed k order. */
-static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
+static int SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
 {
+    int bad = 0;
     for (int64_t jc = 0; jc < g->n; jc += NC) {                    /* 5th loop: NC-wide panels of B and C */
         const int64_t nc = PYNET_MIN(NC, g->n - jc);
         const int64_t nq = SFX(ceil_div)(nc, NR);
         if (ic_par) {
-            SFX(gemm_slab_groups)(g, tid, nt, jc, nc, jc + NC >= g->n);
+            bad |= SFX(gemm_slab_groups)(g, tid, nt, jc, nc, jc + NC >= g->n);
             continue;
         }
         for (int64_t pc = 0; pc < g->k; pc += KC) {                /* 4th loop: KC-deep slabs of k */
@@ -265,13 +276,15 @@ static void SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par
                             np * tid / nt, np * (tid + 1) / nt);
                 SFX(sync)(nt);
                 const int64_t ntiles = nq * np;
-                SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt, ntiles * (tid + 1) / nt,
-                                  pc == 0 && g->bias ? g->bias + jc : NULL, g->relu && pc + kc >= g->k,
-                                  pc + kc >= g->k ? g->mask : NULL);
+                bad |= SFX(macro_kernel)(g, ic, jc, mc, nc, kc, beta, g->ap, g->bp, ntiles * tid / nt,
+                                         ntiles * (tid + 1) / nt, pc == 0 && g->bias ? g->bias + jc : NULL,
+                                         g->relu && pc + kc >= g->k, pc + kc >= g->k ? g->mask : NULL,
+                                         g->check && pc + kc >= g->k);
                 SFX(sync)(nt);                                      /* packed A is overwritten next */
             }
         }
     }
+    return bad;
 }
 
 #ifdef UKR_NOPACK
@@ -473,7 +486,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
         pk = &own;
     }
     SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, bias, relu, mask,
-                       SFX(pynet_ukr_scalar)};
+                       bad != NULL, SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);
@@ -481,16 +494,19 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
     int nt = pynet_threads_for((double)m * (double)n * (double)k);
     /* enough MC blocks to go round: threads take whole blocks (fewer barriers); else they share each block */
     const int ic_par = nt > 1 && pk->nta >= nt && SFX(ceil_div)(m, MC) >= 2 * nt;
+    int b = 0;
 #ifdef _OPENMP
     if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        SFX(gemm_thread)(&g, omp_get_thread_num(), omp_get_num_threads(), ic_par);
+#pragma omp parallel num_threads(nt) reduction(| : b)
+        b |= SFX(gemm_thread)(&g, omp_get_thread_num(), omp_get_num_threads(), ic_par);
     } else
 #endif
     {
         (void)nt;
-        SFX(gemm_thread)(&g, 0, 1, 0);
+        b = SFX(gemm_thread)(&g, 0, 1, 0);
     }
+    if (bad)
+        *bad = b;
     if (pk == &own)
         SFX(pynet_pack_free)(&own);
 }

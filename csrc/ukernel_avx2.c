@@ -182,12 +182,17 @@ static inline __attribute__((always_inline)) TGT void nopack_body_f32(const int 
         RELU_MASK_F32(c0, c1, mask + (r) * rsc, LOADU_F32, 0, 0);                   \
         _mm256_storeu_ps(cr, c0);                                                   \
         _mm256_storeu_ps(cr + 8, c1);                                               \
+        if (check) {   /* x − x is NaN exactly for ±inf and NaN */                  \
+            nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_sub_ps(c0, c0), _mm256_setzero_ps(), _CMP_UNORD_Q)); \
+            nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_sub_ps(c1, c1), _mm256_setzero_ps(), _CMP_UNORD_Q)); \
+        }                                                                           \
     } while (0)
 
-static inline __attribute__((always_inline)) TGT void ukr_body_f32(int64_t k, const float *a, const float *b, float *c,
-                                                                 int64_t rsc, int beta, const float *bias, int relu,
-                                                                 const float *mask)
+static inline __attribute__((always_inline)) TGT int ukr_body_f32(int64_t k, const float *a, const float *b, float *c,
+                                                                int64_t rsc, int beta, const float *bias, int relu,
+                                                                const float *mask, int check)
 {
+    __m256 nf = _mm256_setzero_ps();
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -215,21 +220,23 @@ static inline __attribute__((always_inline)) TGT void ukr_body_f32(int64_t k, co
     EPSTORE_F32(3, c30, c31);
     EPSTORE_F32(4, c40, c41);
     EPSTORE_F32(5, c50, c51);
+    return _mm256_movemask_ps(nf) != 0;
 }
 
 TGT void pynet_ukr_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta)
 {
-    ukr_body_f32(k, a, b, c, rsc, beta, NULL, 0, NULL);   /* no epilogue: the tests fold away */
+    ukr_body_f32(k, a, b, c, rsc, beta, NULL, 0, NULL, 0);   /* no epilogue: the tests fold away */
 }
 
 /* The packed path's full tiles with an epilogue (+ bias in the first KC slab, ReLU or the ReLU-backward mask in
  * the last): applied to the accumulators before the one store, the operations of pynet_tile_ep_avx2_f32 on the
  * stored tile in the same order, so the same bits. Storing the tile and reloading it for the epilogue was
- * ~1.7 % of the wide network's epoch. */
-TGT void pynet_ukr_ep_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta,
-                               const float *bias, int relu, const float *mask)
+ * ~1.7 % of the wide network's epoch. check: returns whether a stored value is ±inf or NaN (the gradient
+ * check of dW, in registers instead of a pass over the gradient). */
+TGT int pynet_ukr_ep_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta,
+                              const float *bias, int relu, const float *mask, int check)
 {
-    ukr_body_f32(k, a, b, c, rsc, beta, bias, relu, mask);
+    return ukr_body_f32(k, a, b, c, rsc, beta, bias, relu, mask, check);
 }
 
 /* mr ≤ 4 rows run the 4-row body (gemm.c's pynet_tile_rows picks 4-row tiles for the m-edge). */

@@ -141,6 +141,25 @@ def gemm_path():
     cb.set_gemm_path(0)
 
 
+@pytest.mark.parametrize("simd", [True, False])
+@pytest.mark.parametrize("path", [1, 2])
+def test_overflowing_gradient_caught_on_each_gemm_path(path, simd, gemm_path):
+    """The gradient check inside dW's GEMM (tile by tile as stored: the panel path, and the packed path in its
+    block-per-thread and shared-block forms) gives the verdict of the pass it replaces: the two overflow cases of
+    test_kernel_parity with the path forced, AVX2 and portable kernels, 1 and 2 threads."""
+    import test_kernel_parity as tkp
+    if simd and not cb.simd_active():
+        pytest.skip("no AVX2")
+    was = cb.simd_active()
+    gemm_path(path)
+    cb.set_simd(simd)
+    try:
+        tkp.test_epoch_stops_on_an_overflowing_first_layer_gradient("c")
+        tkp.test_epoch_stops_on_an_overflowing_upper_layer_gradient("c")
+    finally:
+        cb.set_simd(was)
+
+
 # odd sizes: edge tiles in m and n, k across a KC slab boundary, n = 1 columns, m below MR
 PATH_SHAPES = [(1, 1, 1), (5, 3, 17), (13, 300, 5), (32, 20, 64), (64, 32, 1), (32, 64, 1), (37, 600, 1), (20, 9, 40), (32, 1, 64), (7, 1, 19), (7, 517, 33), (128, 784, 128),
                (131, 260, 47), (200, 70, 300), (1100, 40, 50)]
