@@ -58,10 +58,52 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const REAL *A, int64_t rsa, int6
     }
 }
 
-/* Pack columns [q0*NR, q1*NR) of the kc×nc block of B into NR-column micro-panels, k-major. */
-static void SFX(pack_b)(int64_t kc, int64_t nc, const REAL *B, int64_t rsb, int64_t csb, REAL *bp,
-                        int64_t q0, int64_t q1)
+/* Pack columns [q0*NR, q1*NR) of the kc×nc block of B (row-major) into NR-column micro-panels, k-major, and
+ * add each column's kc values, row by row, to sum (sum[j] = 0 first when first): the column sums of B that
+ * dense_backward's db is, in its order, while B is in registers (gemm_core's bsum). */
+static void SFX(pack_b_sum)(int64_t kc, int64_t nc, const REAL *B, int64_t rsb, REAL *bp, int64_t q0, int64_t q1,
+                            REAL *sum, int first)
 {
+    for (int64_t q = q0; q < q1; ++q) {
+        const int64_t j0 = q * NR, nr = PYNET_MIN(NR, nc - j0);
+        const REAL *src = B + j0;
+        REAL *dst = bp + q * NR * kc;
+        REAL acc[NR];
+        for (int64_t j = 0; j < NR; ++j)
+            acc[j] = first || j >= nr ? 0 : sum[j0 + j];
+        if (nr == NR) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int j = 0; j < NR; ++j) {
+                    const REAL v = src[p * rsb + j];
+                    dst[p * NR + j] = v;
+                    acc[j] += v;
+                }
+        } else {
+            for (int64_t p = 0; p < kc; ++p) {
+                int64_t j = 0;
+                for (; j < nr; ++j) {
+                    const REAL v = src[p * rsb + j];
+                    dst[p * NR + j] = v;
+                    acc[j] += v;
+                }
+                for (; j < NR; ++j)
+                    dst[p * NR + j] = 0;
+            }
+        }
+        for (int64_t j = 0; j < nr; ++j)
+            sum[j0 + j] = acc[j];
+    }
+}
+
+/* Pack columns [q0*NR, q1*NR) of the kc×nc block of B into NR-column micro-panels, k-major.
+ * sum (not NULL; B row-major): pack_b_sum. */
+static void SFX(pack_b)(int64_t kc, int64_t nc, const REAL *B, int64_t rsb, int64_t csb, REAL *bp,
+                        int64_t q0, int64_t q1, REAL *sum, int first)
+{
+    if (sum) {
+        SFX(pack_b_sum)(kc, nc, B, rsb, bp, q0, q1, sum, first);
+        return;
+    }
     for (int64_t q = q0; q < q1; ++q) {                /* one micro-panel of NR columns */
         const int64_t j0 = q * NR, nr = PYNET_MIN(NR, nc - j0);
         const REAL *src = B + j0 * csb;
@@ -108,6 +150,7 @@ typedef struct {
     int relu;
     const REAL *mask;  /* epilogue: C *= [mask > 0] after the last slab (mask laid out as C) */
     int check;         /* whether C's finished tiles are checked for ±inf / NaN (the gradient check) */
+    REAL *bsum;        /* not NULL: B's column sums (n values) written while packing it (B row-major) */
     SFX(ukr_fn) ukr;
 } SFX(gemm_job);
 
@@ -218,8 +261,9 @@ static int SFX(gemm_slab_groups)(const SFX(gemm_job) *g, int tid, int nt, int64_
         const int64_t kg = PYNET_MIN(spg * KC, g->k - pg), ns = SFX(ceil_div)(kg, KC);
         for (int64_t s = 0; s < ns; ++s) {
             const int64_t pc = pg + s * KC, kc = PYNET_MIN(KC, g->k - pc);
+            /* each thread packs the same columns in every slab, slabs in k order: each column summed in row order */
             SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp + s * stride,
-                        nq * tid / nt, nq * (tid + 1) / nt);
+                        nq * tid / nt, nq * (tid + 1) / nt, g->bsum ? g->bsum + jc : NULL, pc == 0);
         }
         SFX(sync)(nt);
 #ifdef _OPENMP
@@ -267,7 +311,7 @@ static int SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
             const int64_t kc = PYNET_MIN(KC, g->k - pc);
             const int beta = pc == 0 ? g->beta : 1;
             SFX(pack_b)(kc, nc, g->B + pc * g->rsb + jc * g->csb, g->rsb, g->csb, g->bp,
-                        nq * tid / nt, nq * (tid + 1) / nt);
+                        nq * tid / nt, nq * (tid + 1) / nt, g->bsum ? g->bsum + jc : NULL, pc == 0);
             SFX(sync)(nt);
             for (int64_t ic = 0; ic < g->m; ic += MC) {            /* 3rd loop: MC-tall blocks of A and C */
                 const int64_t mc = PYNET_MIN(MC, g->m - ic);
@@ -308,7 +352,7 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
         const int be = pc == 0 ? beta : 1;
         const REAL *bs = B + pc * rsb;
         if (csb != 1)
-            SFX(pack_b)(kc, n, bs, rsb, csb, bp, 0, nq);
+            SFX(pack_b)(kc, n, bs, rsb, csb, bp, 0, nq, NULL, 0);
         for (int64_t jr = 0; jr < nq; ++jr) {                  /* 2nd loop: NR-wide column panels */
             const int64_t j0 = jr * NR, nr = PYNET_MIN(NR, n - j0);
             const REAL *b = csb == 1 ? bs + j0 : bp + jr * NR * kc;
@@ -339,7 +383,7 @@ static int SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REA
     for (int64_t pc = 0; pc < k; pc += KC) {                   /* 4th loop: KC-deep slabs of k */
         const int64_t kc = PYNET_MIN(KC, k - pc);
         const int be = pc == 0 ? beta : 1;
-        SFX(pack_b)(kc, nr, B + pc * rsb + j0 * csb, rsb, csb, bp, 0, 1);
+        SFX(pack_b)(kc, nr, B + pc * rsb + j0 * csb, rsb, csb, bp, 0, 1, NULL, 0);
         for (int64_t i0 = 0, t; i0 < m; i0 += t) {             /* 1st loop: row tiles, A in place */
             t = SFX(tile_rows)(m - i0);
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
@@ -408,14 +452,17 @@ static void SFX(relu_pass)(int64_t m, int64_t n, REAL *C, int64_t ldc, int relu,
 /* bad (not NULL): where the path can, whether C holds a non-finite value, checked tile by tile as stored
  * (*bad = 0 or 1: the gradient check without another pass over C); left as it is otherwise.
  * C = A·B (beta 0) or C += A·B (beta 1); with bias (not NULL) C = bias + A·B, C not read (beta ignored);
- * relu: C = max(0, ·) at the end; mask (not NULL, laid out as C): C = C·[mask > 0] at the end (ReLU backward). Bias and ReLU run in each tile's store (the dense layer without two
+ * relu: C = max(0, ·) at the end; mask (not NULL, laid out as C): C = C·[mask > 0] at the end (ReLU backward).
+ * bsum (not NULL): where the path can (the packed path, row-major B), B's n column sums, each in row order, written
+ * while B is packed; returns 1 then, 0 when bsum was left alone. Bias and ReLU run in each tile's store (the dense layer without two
  * extra passes over Z), in the same operations as the passes: identical bits. */
-static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
-                           const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
-                           const REAL *bias, int relu, const REAL *mask, const SFX(pynet_pack) *pk, int *bad)
+static int SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
+                          const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
+                          const REAL *bias, int relu, const REAL *mask, const SFX(pynet_pack) *pk, int *bad,
+                          REAL *bsum)
 {
     if (m <= 0 || n <= 0)
-        return;
+        return 0;
     if (bias)
         beta = 0;
     if (k <= 0) {
@@ -426,7 +473,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
                 for (int64_t j = 0; j < n; ++j)
                     C[i * ldc + j] = 0;
         SFX(relu_pass)(m, n, C, ldc, relu, mask);
-        return;
+        return 0;
     }
 #ifdef UKR_NOPACK
     /* paths without packed A (the AVX2 f32 build): see gemm_small / gemm_panels */
@@ -439,7 +486,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
             if (bias)
                 SFX(fill_bias)(m, n, C, ldc, bias);
             VEC_RANK1(m, n, A, rsa, B, C, ldc, beta || bias, relu, mask);   /* relu / mask in its stores */
-            return;
+            return 0;
         }
         if (n == 1 && force != 2 && (rsa == 1 || rsa < (1 << 27))) {
             /* one output column (a 64→1 layer): the 6×16 tiles would compute 16 columns for 1 */
@@ -447,11 +494,11 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
                 SFX(fill_bias)(m, n, C, ldc, bias);
             VEC_GEMV_N1(m, k, A, rsa, csa, B, rsb, C, ldc, beta || bias, KC);
             SFX(relu_pass)(m, n, C, ldc, relu, mask);
-            return;
+            return 0;
         }
         if (force != 2 && macs < PYNET_PAR_MIN_MACS && (csb == 1 || pk)) {
             SFX(gemm_small)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, pk ? pk->b : NULL, bias, relu, mask);
-            return;
+            return 0;
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
         if (force == 1 || (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
@@ -463,14 +510,14 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
                     b |= SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
                 if (bad)
                     *bad = b;
-                return;
+                return 0;
             }
 #endif
             for (int64_t q = 0; q < nq; ++q)
                 b |= SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
             if (bad)
                 *bad = b;
-            return;
+            return 0;
         }
     }
 #endif
@@ -486,7 +533,7 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
         pk = &own;
     }
     SFX(gemm_job) g = {m, n, k, rsa, csa, rsb, csb, ldc, A, B, C, pk->a, pk->b, pk->na, pk->nb, beta, bias, relu, mask,
-                       bad != NULL, SFX(pynet_ukr_scalar)};
+                       bad != NULL, bsum && csb == 1 ? bsum : NULL, SFX(pynet_ukr_scalar)};
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);
@@ -509,13 +556,14 @@ static void SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64
         *bad = b;
     if (pk == &own)
         SFX(pynet_pack_free)(&own);
+    return g.bsum != NULL;
 }
 
 void SFX(pynet_gemm_ws)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
                         const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
                         const SFX(pynet_pack) *pk)
 {
-    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, NULL, pk, NULL);
+    SFX(gemm_core)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, NULL, 0, NULL, pk, NULL, NULL);
 }
 
 void SFX(pynet_gemm)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa, int64_t csa,
