@@ -372,8 +372,8 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
  * hold up the other) packs its KC×NR slabs of B into a private L1-sized buffer on its stack and
  * runs the micro-kernel down the rows with A in place. No shared packing, so no barrier inside the
  * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
- * every thread count. */
-static int SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
+ * every thread count. Rows [r0, m) of the panel (r0 a multiple of MR; 0 but for the narrow split in gemm_core). */
+static int SFX(gemm_panel)(int64_t q, int64_t r0, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
                            const REAL *bias, int relu, const REAL *mask, int check)
 {
@@ -384,7 +384,7 @@ static int SFX(gemm_panel)(int64_t q, int64_t m, int64_t n, int64_t k, const REA
         const int64_t kc = PYNET_MIN(KC, k - pc);
         const int be = pc == 0 ? beta : 1;
         SFX(pack_b)(kc, nr, B + pc * rsb + j0 * csb, rsb, csb, bp, 0, 1, NULL, 0);
-        for (int64_t i0 = 0, t; i0 < m; i0 += t) {             /* 1st loop: row tiles, A in place */
+        for (int64_t i0 = r0, t; i0 < m; i0 += t) {            /* 1st loop: row tiles [r0, m), A in place */
             t = SFX(tile_rows)(m - i0);
             UKR_NOPACK(kc, A + i0 * rsa + pc * csa, rsa, csa, bp, NR, C + i0 * ldc + j0, ldc, be,
                        (int)PYNET_MIN(t, m - i0), (int)nr, pc == 0 && bias ? bias + j0 : NULL, relu && pc + kc >= k,
@@ -501,20 +501,39 @@ static int SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_
             return 0;
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
+#ifdef _OPENMP
+        if (force == 0 && nt > 1 && nq < 2 * nt) {
+            /* too few column panels to share (the wide network's 1024→10 layer: Z = H·W and dW = Hᵀ·dZ): threads
+             * take row ranges of each panel instead, A read in place — the packed path packed all of A (2 MiB) for
+             * 10 columns, and so does no thread wait at a barrier */
+            const int64_t nr_ = 2 * nt, rows = SFX(ceil_div)(SFX(ceil_div)(m, nr_), PYNET_MR) * PYNET_MR;
+            int b = 0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b)
+            for (int64_t u = 0; u < nq * nr_; ++u) {
+                const int64_t q = u / nr_, r0 = u % nr_ * rows;
+                if (r0 < m)
+                    b |= SFX(gemm_panel)(q, r0, PYNET_MIN(m, r0 + rows), n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta,
+                                         bias, relu, mask, bad != NULL);
+            }
+            if (bad)
+                *bad = b;
+            return 0;
+        }
+#endif
         if (force == 1 || (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
             int b = 0;
 #ifdef _OPENMP
             if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b)
                 for (int64_t q = 0; q < nq; ++q)
-                    b |= SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
+                    b |= SFX(gemm_panel)(q, 0, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
                 if (bad)
                     *bad = b;
                 return 0;
             }
 #endif
             for (int64_t q = 0; q < nq; ++q)
-                b |= SFX(gemm_panel)(q, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
+                b |= SFX(gemm_panel)(q, 0, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
             if (bad)
                 *bad = b;
             return 0;

@@ -187,7 +187,8 @@ def test_db_is_the_row_order_column_sum_on_every_gemm_path(n, i, o, gemm_path, t
 
 # odd sizes: edge tiles in m and n, k across a KC slab boundary, n = 1 columns, m below MR
 PATH_SHAPES = [(1, 1, 1), (5, 3, 17), (13, 300, 5), (32, 20, 64), (64, 32, 1), (32, 64, 1), (37, 600, 1), (20, 9, 40), (32, 1, 64), (7, 1, 19), (7, 517, 33), (128, 784, 128),
-               (131, 260, 47), (200, 70, 300), (1100, 40, 50)]
+               (131, 260, 47), (200, 70, 300), (1100, 40, 50),
+               (700, 300, 10), (301, 500, 40)]   # fewer column panels than 2 threads share: rows split
 
 
 def _layout(a, t):
