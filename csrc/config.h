@@ -39,6 +39,9 @@
  * A/B against 132-row blocks: 748 -> 681 ms (72 rows: 700; 36 and 24 within noise of 48). */
 #define PYNET_MC_PAR 48
 
+/* Column parts the packed path's last nt blocks are split into (see gemm_slab_groups). */
+#define PYNET_TAIL_SPLIT 4
+
 /* Alignment of the packing buffers (a cache line; NR floats per k-row = 64 bytes). */
 #define PYNET_ALIGN 64
 

@@ -36,6 +36,8 @@ void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, i
 void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,
                            int64_t ldc, int beta, int relu, const float *mask);
 void pynet_tile_ep_avx2_f32(float *c, int64_t ldc, int64_t mr, const float *bias, int relu, const float *mask);
+int pynet_ukr_ep_avx2_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta,
+                          const float *bias, int relu, const float *mask, int check);
 void pynet_pack_a6_avx2_f32(int64_t kc, const float *src, int64_t rsa, float *dst);
 void pynet_pack_bt_avx2_f32(int64_t kc, int64_t nr, const float *src, int64_t csb, float *dst);
 double pynet_sgd_avx2_f32(int64_t p, float *params, const float *grads, float *velocity, double lr, double momentum,

@@ -31,6 +31,7 @@
 #define VEC_PACK_A6 pynet_pack_a6_avx2_f32
 #define VEC_RANK1 pynet_rank1_avx2_f32
 #define VEC_TILE_EP pynet_tile_ep_avx2_f32
+#define VEC_UKR_EP pynet_ukr_ep_avx2_f32
 #endif
 
 #include "ukernel_scalar.c"

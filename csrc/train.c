@@ -151,10 +151,15 @@ static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int
     return SFX(update_chunk)(0, P, P, params, grads, opt, hyper, state, t, track);
 }
 
+/* Layers whose gradient check a GEMM can do on the way (net_backward's bads): the rest are checked by a pass. */
+#define MAX_CHECKED_LAYERS 64
+
 /* Backward through layers l1−1 … l0 (dZ of layer l1−1 in *dZ on entry; on exit the ping-pong buffers as
- * they stand, for the next lower layer). off: the flat offset just past layer l1−1's parameters. */
+ * they stand, for the next lower layer). off: the flat offset just past layer l1−1's parameters.
+ * bads (not NULL): bads[l] = 0 or 1 when layer l's dW and db were checked for ±inf / NaN on the way, −1 when
+ * not (layers from MAX_CHECKED_LAYERS on are never checked on the way). */
 static void SFX(net_backward)(SFX(net) *nt, const REAL *params, REAL *grads, int64_t rows, int64_t l0, int64_t l1,
-                              int64_t off, REAL **dZp, REAL **dXp, int *bad0)
+                              int64_t off, REAL **dZp, REAL **dXp, int *bads)
 {
     REAL *dZ = *dZp, *dX = *dXp;
     for (int64_t l = l1 - 1; l >= l0; --l) {
@@ -162,7 +167,8 @@ static void SFX(net_backward)(SFX(net) *nt, const REAL *params, REAL *grads, int
         off -= ni * no + no;
         const int relu = l > 0 && nt->acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
         SFX(pynet_dense_backward_ws)(rows, ni, no, nt->h[l], params + off, dZ, grads + off, grads + off + ni * no,
-                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL, l == 0 ? bad0 : NULL);
+                                     l > 0 ? dX : NULL, &nt->pk, relu ? nt->h[l] : NULL,
+                                     bads && l < MAX_CHECKED_LAYERS ? bads + l : NULL);
         if (l > 0) {
             if (!relu)
                 SFX(act_backward)((int)nt->acts[l - 1], rows * ni, nt->h[l], dX);
@@ -180,7 +186,7 @@ static void SFX(net_backward)(SFX(net) *nt, const REAL *params, REAL *grads, int
  * (diverged) the backward is skipped. *dZp, *dXp: as net_backward leaves them for layer 0. */
 static double SFX(net_upper)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
                              const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive, int64_t P,
-                             REAL **dZp, REAL **dXp)
+                             REAL **dZp, REAL **dXp, int *bads)
 {
     const int64_t L = nt->L, k = nt->sizes[L];
     SFX(net_forward)(nt, params, rows, 1, L);
@@ -202,7 +208,7 @@ static double SFX(net_upper)(SFX(net) *nt, const REAL *params, REAL *grads, int 
         }
     }
     /* backward: layer offsets from the end of the flat buffer */
-    SFX(net_backward)(nt, params, grads, rows, 1, L, P, dZp, dXp, NULL);
+    SFX(net_backward)(nt, params, grads, rows, 1, L, P, dZp, dXp, bads);
     return value;
 }
 
@@ -238,16 +244,17 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
                                 const REAL *Y, const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive,
                                 int64_t P, const SFX(gather_job) *next)
 {
-    const int64_t n0 = nt->sizes[0], n1 = nt->sizes[1];
+    const int64_t n0 = nt->sizes[0], n1 = nt->sizes[1], L = nt->L;
     REAL *dZ, *dX;
     double value;
+    int bads[MAX_CHECKED_LAYERS];   /* per layer: checked on the way (0 / 1) or not (−1) */
     SFX(net_forward)(nt, params, rows, 0, 1);
 #ifdef _OPENMP
     if (next) {
 #pragma omp parallel num_threads(2)
         {
             if (omp_get_thread_num() == 0)
-                value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX);
+                value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX, bads);
             /* rows in chunks claimed dynamically: the first thread takes what is left once its part is done */
 #pragma omp for schedule(dynamic, 8) nowait
             for (int64_t r = 0; r < next->rows; r += 8)
@@ -258,28 +265,38 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
 #endif
     {
         (void)next;
-        value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX);
+        value = SFX(net_upper)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, &dZ, &dX, bads);
     }
     if (!isfinite(value))
         return value;
-    int bad0;   /* the first layer's dW and db, when its GEMM checked them (the panel path: MNIST-shaped) */
-    SFX(net_backward)(nt, params, grads, rows, 0, 1, n0 * n1 + n1, &dZ, &dX, &bad0);
+    SFX(net_backward)(nt, params, grads, rows, 0, 1, n0 * n1 + n1, &dZ, &dX, bads);
     /* an overflowing gradient is divergence too: report NaN, and the caller leaves the parameters as they
-     * are (the check: any_nonfinite, split over the threads for a large buffer) */
-    int bad = bad0 > 0;
-    const int64_t q0 = bad0 >= 0 ? n0 * n1 + n1 : 0;   /* what is left to check: [q0, P) */
-#ifdef _OPENMP
-    const int nth = SFX(elem_threads)(P - q0);
-    if (nth > 1) {
-#pragma omp parallel num_threads(nth) reduction(| : bad)
-        {
-            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads(), len = P - q0;
-            const int64_t lo = len * t / n, hi = len * (t + 1) / n;
-            bad |= SFX(grads_nonfinite)(hi - lo, grads + q0 + lo);
+     * are. Layers their GEMM checked (the panel path: MNIST-shaped; the packed path: the wide network) need no
+     * pass; each run of the others is checked by any_nonfinite, split over the threads for a large one. */
+    int bad = 0;
+    for (int64_t l = 0, off = 0; l < L;) {
+        if (l < MAX_CHECKED_LAYERS && bads[l] >= 0) {
+            bad |= bads[l];
+            off += nt->sizes[l] * nt->sizes[l + 1] + nt->sizes[l + 1];
+            ++l;
+            continue;
         }
-    } else
+        const int64_t q0 = off;   /* [q0, off): the unchecked layers l… */
+        for (; l < L && !(l < MAX_CHECKED_LAYERS && bads[l] >= 0); ++l)
+            off += nt->sizes[l] * nt->sizes[l + 1] + nt->sizes[l + 1];
+#ifdef _OPENMP
+        const int nth = SFX(elem_threads)(off - q0);
+        if (nth > 1) {
+#pragma omp parallel num_threads(nth) reduction(| : bad)
+            {
+                const int64_t t = omp_get_thread_num(), n = omp_get_num_threads(), len = off - q0;
+                const int64_t lo = len * t / n, hi = len * (t + 1) / n;
+                bad |= SFX(grads_nonfinite)(hi - lo, grads + q0 + lo);
+            }
+        } else
 #endif
-        bad |= SFX(grads_nonfinite)(P - q0, grads + q0);
+            bad |= SFX(grads_nonfinite)(off - q0, grads + q0);
+    }
     return bad ? NAN : value;
 }
 

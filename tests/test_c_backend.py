@@ -141,9 +141,54 @@ def gemm_path():
     cb.set_gemm_path(0)
 
 
+@pytest.mark.parametrize("simd", [True, False])
+@pytest.mark.parametrize("path", [1, 2])
+def test_overflowing_gradient_caught_on_each_gemm_path(path, simd, gemm_path):
+    """The gradient check inside dW's GEMM (tile by tile as stored: the panel path, and the packed path in its
+    block-per-thread and shared-block forms) gives the verdict of the pass it replaces: the two overflow cases of
+    test_kernel_parity with the path forced, AVX2 and portable kernels, 1 and 2 threads."""
+    import test_kernel_parity as tkp
+    if simd and not cb.simd_active():
+        pytest.skip("no AVX2")
+    was = cb.simd_active()
+    gemm_path(path)
+    cb.set_simd(simd)
+    try:
+        tkp.test_epoch_stops_on_an_overflowing_first_layer_gradient("c")
+        tkp.test_epoch_stops_on_an_overflowing_upper_layer_gradient("c")
+    finally:
+        cb.set_simd(was)
+
+
+@pytest.mark.parametrize("n,i,o", [(512, 40, 1024), (300, 70, 21), (700, 200, 10), (33, 100, 17)])
+def test_db_is_the_row_order_column_sum_on_every_gemm_path(n, i, o, gemm_path, threads):
+    """dense_backward's db (summed by the packed path while it packs dZ, else by its own pass): each column of dZ
+    summed row by row in float32 — the same bits on every path and thread count, dW and dX unchanged."""
+    rng = np.random.default_rng(n + o)
+    X = rng.standard_normal((n, i)).astype(np.float32)
+    W = rng.standard_normal((i, o)).astype(np.float32)
+    dZ = rng.standard_normal((n, o)).astype(np.float32)
+    want = np.zeros(o, np.float32)
+    for r in range(n):
+        want += dZ[r]
+    first = None
+    for path in (0, 1, 2):
+        for nt in (1, 2):
+            gemm_path(path)
+            threads(nt)
+            dW, db, dX = np.empty((i, o), np.float32), np.empty(o, np.float32), np.empty((n, i), np.float32)
+            cb.dense_backward(X, W, dZ, dW, db, dX)
+            np.testing.assert_array_equal(db, want, err_msg=f"path {path} threads {nt}")
+            if first is None:
+                first = dW, dX
+            np.testing.assert_array_equal(dW, first[0])
+            np.testing.assert_array_equal(dX, first[1])
+
+
 # odd sizes: edge tiles in m and n, k across a KC slab boundary, n = 1 columns, m below MR
 PATH_SHAPES = [(1, 1, 1), (5, 3, 17), (13, 300, 5), (32, 20, 64), (64, 32, 1), (32, 64, 1), (37, 600, 1), (20, 9, 40), (32, 1, 64), (7, 1, 19), (7, 517, 33), (128, 784, 128),
-               (131, 260, 47), (200, 70, 300), (1100, 40, 50)]
+               (131, 260, 47), (200, 70, 300), (1100, 40, 50),
+               (700, 300, 10), (301, 500, 40)]   # fewer column panels than 2 threads share: rows split
 
 
 def _layout(a, t):
