@@ -387,6 +387,211 @@ static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
     return P;
 }
 
+#ifdef _OPENMP
+/* Whether train_epoch runs the epoch on two threads that split each batch's rows (epoch_split): two threads,
+ * and a network so small that every product and elementwise pass of its step stays on one thread anyway
+ * (the small 20-64-64-1 network: 15 µs steps, which the per-product split cannot use). */
+static int SFX(split_ok)(int64_t L, const int64_t *sizes, int64_t bs, int64_t P, int nth)
+{
+    if (nth < 2 || bs < 2 || L > MAX_LAYERS_STACK || P >= PYNET_PAR_MIN_ELEMS || bs * sizes[0] >= (1 << 16))
+        return 0;
+    for (int64_t l = 0; l < L; ++l) {
+        const int64_t ni = sizes[l], no = sizes[l + 1];
+        if ((double)bs * (double)ni * (double)no >= PYNET_PAR_MIN_MACS || bs * PYNET_MAX(ni, no) >= PYNET_PAR_MIN_ELEMS)
+            return 0;
+    }
+    return 1;
+}
+
+/* The epoch on two threads, each batch's rows split between them (thread t: rows [rows·t/2, rows·(t+1)/2)).
+ * Per step:
+ *   1. each thread gathers its rows, runs the forward, the output loss and the backward's dZ chain down to
+ *      layer 0 for them: all row-local, no synchronisation (dZ of every layer kept, in D[l]);
+ *   2. barrier; each thread computes its half of every layer's dW rows and db columns over all rows, and
+ *      checks what it wrote for non-finite values;
+ *   3. barrier; both add the rows' loss terms in row order, take the same decision (stop, or update) and
+ *      apply the optimizer to their half of the parameters; barrier.
+ * Every value is computed as in the serial step (each product element one FMA chain over k in order,
+ * whichever tile holds it; the loss summed in row order; db per column in row order), so the results are
+ * the bits of the one-thread epoch. Three barriers per step instead of a fork/join per product. */
+static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64_t *sizes, const int64_t *acts,
+                               int loss, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
+                               const int64_t *perm, int64_t bs, int opt, const double *hyper, REAL *state,
+                               int64_t *step, REAL *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
+                               double *grad_sq, int64_t P, int *failed)
+{
+    const int64_t n0 = sizes[0], k = sizes[L];
+    REAL *h[MAX_LAYERS_STACK + 1], *D[MAX_LAYERS_STACK];
+    int64_t woff[MAX_LAYERS_STACK + 1], dsum = 0;
+    for (int64_t l = 0; l < L; ++l) {
+        woff[l] = l ? woff[l - 1] + sizes[l - 1] * sizes[l] + sizes[l] : 0;
+        dsum += sizes[l + 1];
+    }
+    REAL *w = workspace;   /* h[0…L], Yb, swb as in the serial layout */
+    for (int64_t l = 0; l <= L; ++l) {
+        h[l] = w;
+        w += bs * sizes[l];
+    }
+    REAL *Yb = w, *swb = w + bs * k;
+    /* own buffers: every layer's dZ (bs × sizes[l+1]), the output activation, the loss terms, thread 1's
+     * alive marks */
+    const size_t bytes = (size_t)(bs * (dsum + k)) * sizeof(REAL) + (size_t)bs * sizeof(double) +
+                         (size_t)n_alive * sizeof(int64_t);
+    char *buf = pynet_aligned_alloc(bytes + 64);
+    SFX(net) nts[2];
+    int ok0 = 0, ok1 = 0;
+    if (buf) {
+        ok0 = SFX(net_init)(&nts[0], L, sizes, acts, bs, NULL) == 0;
+        ok1 = ok0 && SFX(net_init)(&nts[1], L, sizes, acts, bs, NULL) == 0;
+    }
+    if (!ok1) {
+        if (ok0)
+            SFX(pynet_pack_free)(&nts[0].pk);
+        pynet_aligned_free(buf);
+        *failed = 1;
+        return 0;
+    }
+    *failed = 0;
+    REAL *dz = (REAL *)buf;
+    for (int64_t l = 0; l < L; ++l) {
+        D[l] = dz;
+        dz += bs * sizes[l + 1];
+    }
+    REAL *Aout = dz;
+    double *terms = (double *)(Aout + bs * k);
+    int64_t *alive1 = (int64_t *)(terms + bs);
+    for (int64_t j = 0; j < n_alive; ++j)
+        alive1[j] = 0;
+    int flags[2] = {0, 0};
+    double result = 0;
+#pragma omp parallel num_threads(2)
+    {
+        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        SFX(net) *nt = &nts[tid];
+        REAL *hh[MAX_LAYERS_STACK + 1];
+        int64_t *mark = tid == 0 ? alive : alive1;
+        int64_t t_adam = step[0];
+        double total = 0;
+        int64_t rows_seen = 0;
+        nt->h = hh;
+        for (int64_t start = 0; start < m; start += bs) {
+            const int64_t rows = PYNET_MIN(bs, m - start), nnext = PYNET_MIN(bs, m - start - rows);
+            const int64_t r0 = rows * tid / nth, r1 = rows * (tid + 1) / nth, nr = r1 - r0;
+            const int64_t *idx = perm + start;
+            SFX(gather_rows)(r0, r1, idx, n0, X, h[0], k, Y, Yb, sw, swb);
+            if (n0 * (int64_t)sizeof(REAL) <= 256) {   /* this thread's rows of the next batch */
+                const int64_t *nx = perm + start + rows;
+                for (int64_t r = nnext * tid / nth; r < nnext * (tid + 1) / nth; ++r)
+                    for (int64_t b = 0; b < n0 * (int64_t)sizeof(REAL); b += 64)
+                        __builtin_prefetch((const char *)(X + nx[r] * n0) + b);
+            }
+            double wsum = (double)rows;   /* the whole batch's weight sum, as weight_sum adds it */
+            if (sw) {
+                wsum = 0;
+                for (int64_t r = 0; r < rows; ++r)
+                    wsum += sw[idx[r]];
+            }
+            /* 1. this thread's rows: forward, output loss, dZ of every layer */
+            for (int64_t l = 0; l <= L; ++l)
+                hh[l] = h[l] + r0 * sizes[l];
+            SFX(net_forward)(nt, params, nr, 0, L);
+            SFX(output_loss_rows)((int)acts[L - 1], loss, nr, k, hh[L], Yb + r0 * k, sw ? swb + r0 : NULL, wsum,
+                                  Aout + r0 * k, D[L - 1] + r0 * k, terms + r0);
+            for (int64_t l = L - 1; l >= 1; --l) {
+                const int64_t ni = sizes[l], no = sizes[l + 1];
+                const int relu = acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
+                SFX(gemm_core)(nr, ni, no, D[l] + r0 * no, no, 1, params + woff[l], 1, no, D[l - 1] + r0 * ni, ni, 0,
+                               NULL, 0, relu ? hh[l] : NULL, &nt->pk, NULL);
+                if (!relu)
+                    SFX(pynet_activation_backward)((int)acts[l - 1], nr * ni, hh[l], D[l - 1] + r0 * ni,
+                                                   D[l - 1] + r0 * ni);
+            }
+#pragma omp barrier
+            /* 2. this thread's share of dW (rows) and db (16-column blocks) over all rows, checked */
+            int bad = 0;
+            for (int64_t l = 0; l < L; ++l) {
+                const int64_t ni = sizes[l], no = sizes[l + 1];
+                const int64_t i0 = ni * tid / nth, i1 = ni * (tid + 1) / nth;
+                REAL *dW = grads + woff[l], *db = dW + ni * no;
+                SFX(gemm_core)(i1 - i0, no, rows, h[l] + i0, 1, ni, D[l], no, 1, dW + i0 * no, no, 0, NULL, 0, NULL,
+                               &nt->pk, NULL);
+                bad |= SFX(grads_nonfinite)((i1 - i0) * no, dW + i0 * no);
+                const int64_t nb16 = no / 16, q0 = nb16 * tid / nth, q1 = nb16 * (tid + 1) / nth;
+                for (int64_t jb = q0; jb < q1; ++jb)
+                    SFX(colsum16)(rows, no, D[l] + jb * 16, db + jb * 16);
+                if (tid == nth - 1)   /* the last no mod 16 columns, summed as dense.c sums them */
+                    for (int64_t j = nb16 * 16; j < no; ++j) {
+                        REAL s = 0;
+                        for (int64_t r = 0; r < rows; ++r)
+                            s += D[l][r * no + j];
+                        db[j] = s;
+                    }
+                const int64_t j0 = q0 * 16, j1 = tid == nth - 1 ? no : q1 * 16;
+                bad |= SFX(grads_nonfinite)(j1 - j0, db + j0);
+            }
+            flags[tid] = bad;
+#pragma omp barrier
+            /* 3. the same decision on both threads, from the same shared values */
+            double value = 0;
+            for (int64_t r = 0; r < rows; ++r)
+                value += terms[r];
+            if (loss == LOSS_MSE || loss == LOSS_BCE)
+                value /= (double)k;
+            int stop = 0;
+            if (!isfinite((REAL)value)) {   /* diverged: the loss overflows REAL */
+                value = (REAL)value;
+                stop = 1;
+            } else if (n_alive) {   /* marked once the loss is finite, as net_upper does (gradient checked or not) */
+                int64_t base = 0;   /* this thread's rows: a unit is alive once any row gave it a non-zero output */
+                for (int64_t l = 1; l < L; ++l) {
+                    const int64_t wl = sizes[l];
+                    for (int64_t r = 0; r < nr; ++r)
+                        for (int64_t j = 0; j < wl; ++j)
+                            if (hh[l][r * wl + j] != 0)
+                                mark[base + j] |= 1;
+                    base += wl;
+                }
+            }
+            if (!stop && (flags[0] | flags[1])) {   /* finite loss, overflowing gradient */
+                value = NAN;
+                stop = 1;
+            }
+            if (stop) {   /* parameters untouched by this batch */
+                total = value;
+                rows_seen = 0;
+                break;
+            }
+            if (n_grad_sq && tid == 0) {   /* serial, as net_step sums it */
+                for (int64_t l = 0; l < L; ++l) {
+                    const int64_t nw = sizes[l] * sizes[l + 1];
+                    double s = 0;
+                    for (int64_t q = 0; q < nw; ++q)
+                        s += (double)grads[woff[l] + q] * (double)grads[woff[l] + q];
+                    grad_sq[l] += s;
+                }
+            }
+            if (opt == OPT_ADAM)
+                t_adam += 1;
+            const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
+            SFX(update_chunk)(lo, hi, P, params, grads, opt, hyper, state, opt == OPT_ADAM ? t_adam : 0, 0);
+            total += loss == LOSS_SSR ? value : value * (double)rows;
+            rows_seen += rows;
+#pragma omp barrier
+        }
+        if (tid == 0) {
+            step[0] = t_adam;
+            result = (loss == LOSS_SSR || rows_seen == 0) ? total : total / (double)rows_seen;
+        }
+    }
+    for (int64_t j = 0; j < n_alive; ++j)
+        alive[j] |= alive1[j];
+    SFX(pynet_pack_free)(&nts[0].pk);
+    SFX(pynet_pack_free)(&nts[1].pk);
+    pynet_aligned_free(buf);
+    return result;
+}
+#endif
+
 double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
                               int loss, int64_t n, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
                               const int64_t *perm, int64_t batch_size, int opt, const double *hyper, REAL *state,
@@ -397,6 +602,16 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     if (m == 0)
         return 0.0;
     const int64_t L = nlayers, bs = PYNET_MIN(batch_size, m), n0 = sizes[0], k = sizes[L];
+#ifdef _OPENMP
+    if (SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads())) {
+        int failed;
+        const double v = SFX(epoch_split)(params, grads, L, sizes, acts, loss, X, Y, sw, m, perm, bs, opt, hyper, state,
+                                          step, workspace, n_alive, alive, n_grad_sq, grad_sq,
+                                          SFX(n_params)(L, sizes), &failed);
+        if (!failed)
+            return v;
+    }
+#endif
     REAL *hstack[MAX_LAYERS_STACK + 1], **h = hstack;
     if (L > MAX_LAYERS_STACK && !(h = malloc((size_t)(L + 1) * sizeof *h)))
         return NAN;
