@@ -403,17 +403,89 @@ static int SFX(split_ok)(int64_t L, const int64_t *sizes, int64_t bs, int64_t P,
     return 1;
 }
 
+/* The split epoch's barrier: spin briefly, then yield. On this 2-vCPU box another tenant often holds one
+ * CPU; libgomp's barrier then spins (its default GOMP_SPINCOUNT) while the partner waits for the very CPU it
+ * spins on. A step is ~8 µs, so a wait past ~4000 pause loops means the partner is descheduled: let it run.
+ * (Defined once: train.c is included for each REAL.) */
+#ifndef PYNET_SPLIT_BARRIER
+#define PYNET_SPLIT_BARRIER
+#if defined(__GNUC__)
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#include <time.h>
+#define SPLIT_YIELD() sched_yield()
+static void split_nap(void)   /* 100 µs */
+{
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+}
+#else
+#define SPLIT_YIELD() ((void)0)
+static void split_nap(void) {}
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#define SPLIT_PAUSE() __builtin_ia32_pause()
+#else
+#define SPLIT_PAUSE() ((void)0)
+#endif
+/* how long a thread spins at the barrier before yielding: TSC ticks (≈ 20 µs at 2.5 GHz; a balanced step
+ * waits well under 1 µs) where there is a TSC, else pause loops */
+#if defined(__x86_64__) || defined(__i386__)
+#define SPLIT_NOW() __builtin_ia32_rdtsc()
+#define SPLIT_PATIENCE 50000ull
+#else
+static unsigned long long split_ticks;
+#define SPLIT_NOW() (++split_ticks)
+#define SPLIT_PATIENCE 20000ull
+#endif
+typedef struct { int count, gen; } split_barrier;
+
+/* 1 when it had to yield (the partner was late by more than SPLIT_PATIENCE) */
+static int split_wait(split_barrier *b, int n)
+{
+    if (n < 2)
+        return 0;
+    const int g = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == n) {   /* the last one in releases the others */
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->gen, g + 1, __ATOMIC_RELEASE);
+        return 0;
+    }
+    const unsigned long long t0 = SPLIT_NOW();
+    int late = 0;
+    while (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == g) {
+        if (!late && SPLIT_NOW() - t0 < SPLIT_PATIENCE) {
+            SPLIT_PAUSE();
+        } else {
+            late = 1;
+            SPLIT_YIELD();
+        }
+    }
+    return late;
+}
+#define SPLIT_BARRIER(b, n) split_wait((b), (n))
+#else
+#define SPLIT_BARRIER(b, n) (_Pragma("omp barrier") 0)
+#endif
+#endif
+
+/* Late partners at the barriers (each a wait of more than SPLIT_PATIENCE) after which a thread votes for
+ * finishing the epoch on one thread */
+#define SPLIT_LATE_MAX 2
+
 /* The epoch on two threads, each batch's rows split between them (thread t: rows [rows·t/2, rows·(t+1)/2)).
  * Per step:
  *   1. each thread gathers its rows, runs the forward, the output loss and the backward's dZ chain down to
  *      layer 0 for them: all row-local, no synchronisation (dZ of every layer kept, in D[l]);
  *   2. barrier; each thread computes its half of every layer's dW rows and db columns over all rows, and
  *      checks what it wrote for non-finite values;
- *   3. barrier; both add the rows' loss terms in row order, take the same decision (stop, or update) and
- *      apply the optimizer to their half of the parameters; barrier.
+ *   3. each thread applies the optimizer to the gradients it computed (old values saved), barrier; should
+ *      either half hold a non-finite value, each puts its old values back and the epoch stops.
+ * Both threads add the rows' loss terms (written before the first barrier) in row order and take the same
+ * decisions from the same values.
  * Every value is computed as in the serial step (each product element one FMA chain over k in order,
  * whichever tile holds it; the loss summed in row order; db per column in row order), so the results are
- * the bits of the one-thread epoch. Three barriers per step instead of a fork/join per product. */
+ * the bits of the one-thread epoch. Two barriers per step instead of a fork/join per product. */
 static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64_t *sizes, const int64_t *acts,
                                int loss, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
                                const int64_t *perm, int64_t bs, int opt, const double *hyper, REAL *state,
@@ -433,9 +505,14 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
         w += bs * sizes[l];
     }
     REAL *Yb = w, *swb = w + bs * k;
+    /* tests: PYNET_SPLIT_FALLBACK_AT=s makes both threads vote for the one-thread fallback after step s */
+    const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT");
+    const int64_t fallback_at = fb ? atoll(fb) : -1;
     /* own buffers: every layer's dZ (bs × sizes[l+1]), the output activation, the loss terms, thread 1's
      * alive marks */
-    const size_t bytes = (size_t)(bs * (dsum + k)) * sizeof(REAL) + (size_t)bs * sizeof(double) +
+    /* state arrays the optimizer keeps: Adam's m and v, SGD's velocity with momentum */
+    const int nstate = !state ? 0 : opt == OPT_ADAM ? 2 : hyper[H_MOM] != 0 ? 1 : 0;
+    const size_t bytes = (size_t)(bs * (dsum + k) + (1 + nstate) * P) * sizeof(REAL) + (size_t)bs * sizeof(double) +
                          (size_t)n_alive * sizeof(int64_t);
     char *buf = pynet_aligned_alloc(bytes + 64);
     SFX(net) nts[2];
@@ -452,30 +529,52 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
         return 0;
     }
     *failed = 0;
-    REAL *dz = (REAL *)buf;
+    REAL *g1 = swb + bs, *g2 = g1 + bs * nts[0].maxw;   /* the serial step's buffers (the fallback) */
+    double *terms = (double *)buf;   /* doubles and int64 first: the REAL arrays need no more alignment */
+    int64_t *alive1 = (int64_t *)(terms + bs);
+    REAL *dz = (REAL *)(alive1 + n_alive);
     for (int64_t l = 0; l < L; ++l) {
         D[l] = dz;
         dz += bs * sizes[l + 1];
     }
-    REAL *Aout = dz;
-    double *terms = (double *)(Aout + bs * k);
-    int64_t *alive1 = (int64_t *)(terms + bs);
+    REAL *Aout = dz, *bk = Aout + bs * k;   /* bk: the parameters (and state) before this thread's update */
     for (int64_t j = 0; j < n_alive; ++j)
         alive1[j] = 0;
-    int flags[2] = {0, 0};
+    int flags[2] = {0, 0}, votes[2] = {0, 0}, finished = 0;
+#if defined(__GNUC__)
+    split_barrier bar = {0, 0};
+#endif
     double result = 0;
 #pragma omp parallel num_threads(2)
     {
-        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        const int tid = omp_get_thread_num();
+        int nth = omp_get_num_threads(), late = 0;
         SFX(net) *nt = &nts[tid];
         REAL *hh[MAX_LAYERS_STACK + 1];
         int64_t *mark = tid == 0 ? alive : alive1;
-        int64_t t_adam = step[0];
+        int64_t t_adam = step[0], rg[2 * MAX_LAYERS_STACK][2];
+        int fell_back = 0;
         double total = 0;
         int64_t rows_seen = 0;
         nt->h = hh;
         for (int64_t start = 0; start < m; start += bs) {
             const int64_t rows = PYNET_MIN(bs, m - start), nnext = PYNET_MIN(bs, m - start - rows);
+            if (nth == 1 && fell_back) {   /* the rest of the epoch: train_epoch's serial step, the same bits */
+                SFX(gather)(rows, perm + start, n0, X, h[0], k, Y, Yb, sw, swb);
+                for (int64_t l = 0; l <= L; ++l)
+                    hh[l] = h[l];
+                const double value = SFX(net_step)(nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper,
+                                                   state, &t_adam, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P,
+                                                   NULL, NULL);
+                if (!isfinite(value)) {
+                    total = value;
+                    rows_seen = 0;
+                    break;
+                }
+                total += loss == LOSS_SSR ? value : value * (double)rows;
+                rows_seen += rows;
+                continue;
+            }
             const int64_t r0 = rows * tid / nth, r1 = rows * (tid + 1) / nth, nr = r1 - r0;
             const int64_t *idx = perm + start;
             SFX(gather_rows)(r0, r1, idx, n0, X, h[0], k, Y, Yb, sw, swb);
@@ -506,9 +605,32 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                     SFX(pynet_activation_backward)((int)acts[l - 1], nr * ni, hh[l], D[l - 1] + r0 * ni,
                                                    D[l - 1] + r0 * ni);
             }
-#pragma omp barrier
-            /* 2. this thread's share of dW (rows) and db (16-column blocks) over all rows, checked */
-            int bad = 0;
+            late += SPLIT_BARRIER(&bar, nth) && start > 0;   /* (the first: thread 1 waking up) */
+            /* 2. the loss, from every row's term: the same decision on both threads */
+            double value = 0;
+            for (int64_t r = 0; r < rows; ++r)
+                value += terms[r];
+            if (loss == LOSS_MSE || loss == LOSS_BCE)
+                value /= (double)k;
+            if (!isfinite((REAL)value)) {   /* diverged: the loss overflows REAL; parameters untouched */
+                total = (REAL)value;
+                rows_seen = 0;
+                break;
+            }
+            if (n_alive) {   /* this thread's rows: a hidden unit is alive once any row gave it a non-zero output */
+                int64_t base = 0;
+                for (int64_t l = 1; l < L; ++l) {
+                    const int64_t wl = sizes[l];
+                    for (int64_t r = 0; r < nr; ++r)
+                        for (int64_t j = 0; j < wl; ++j)
+                            if (hh[l][r * wl + j] != 0)
+                                mark[base + j] |= 1;
+                    base += wl;
+                }
+            }
+            /* this thread's share of dW (rows) and db (16-column blocks) over all rows, checked; its ranges of
+             * the flat buffer in rg */
+            int bad = 0, nrg = 0;
             for (int64_t l = 0; l < L; ++l) {
                 const int64_t ni = sizes[l], no = sizes[l + 1];
                 const int64_t i0 = ni * tid / nth, i1 = ni * (tid + 1) / nth;
@@ -528,40 +650,49 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                     }
                 const int64_t j0 = q0 * 16, j1 = tid == nth - 1 ? no : q1 * 16;
                 bad |= SFX(grads_nonfinite)(j1 - j0, db + j0);
+                rg[nrg][0] = woff[l] + i0 * no;
+                rg[nrg++][1] = woff[l] + i1 * no;
+                rg[nrg][0] = woff[l] + ni * no + j0;
+                rg[nrg++][1] = woff[l] + ni * no + j1;
             }
             flags[tid] = bad;
-#pragma omp barrier
-            /* 3. the same decision on both threads, from the same shared values */
-            double value = 0;
-            for (int64_t r = 0; r < rows; ++r)
-                value += terms[r];
-            if (loss == LOSS_MSE || loss == LOSS_BCE)
-                value /= (double)k;
-            int stop = 0;
-            if (!isfinite((REAL)value)) {   /* diverged: the loss overflows REAL */
-                value = (REAL)value;
-                stop = 1;
-            } else if (n_alive) {   /* marked once the loss is finite, as net_upper does (gradient checked or not) */
-                int64_t base = 0;   /* this thread's rows: a unit is alive once any row gave it a non-zero output */
-                for (int64_t l = 1; l < L; ++l) {
-                    const int64_t wl = sizes[l];
-                    for (int64_t r = 0; r < nr; ++r)
-                        for (int64_t j = 0; j < wl; ++j)
-                            if (hh[l][r * wl + j] != 0)
-                                mark[base + j] |= 1;
-                    base += wl;
+            votes[tid] = late >= SPLIT_LATE_MAX || start / bs + 1 == fallback_at;
+            /* 3. the optimizer on the gradients this thread computed, before knowing the other's verdict: the
+             * old values saved first, put back should the other half turn out non-finite (one barrier fewer) */
+            if (!bad) {
+                if (opt == OPT_ADAM)
+                    t_adam += 1;
+                for (int g = 0; g < nrg; ++g) {
+                    const int64_t lo = rg[g][0], len = rg[g][1] - rg[g][0];
+                    memcpy(bk + lo, params + lo, (size_t)len * sizeof(REAL));
+                    if (nstate >= 1)
+                        memcpy(bk + P + lo, state + lo, (size_t)len * sizeof(REAL));
+                    if (nstate >= 2)
+                        memcpy(bk + 2 * P + lo, state + P + lo, (size_t)len * sizeof(REAL));
+                    if (len > 0)
+                        SFX(update_chunk)(lo, lo + len, P, params, grads, opt, hyper, state,
+                                          opt == OPT_ADAM ? t_adam : 0, 0);
                 }
             }
-            if (!stop && (flags[0] | flags[1])) {   /* finite loss, overflowing gradient */
-                value = NAN;
-                stop = 1;
-            }
-            if (stop) {   /* parameters untouched by this batch */
-                total = value;
+            late += SPLIT_BARRIER(&bar, nth);
+            if (flags[0] | flags[1]) {   /* finite loss, overflowing gradient: parameters as before the batch */
+                if (!bad)
+                    for (int g = 0; g < nrg; ++g) {
+                        const int64_t lo = rg[g][0], len = rg[g][1] - rg[g][0];
+                        memcpy(params + lo, bk + lo, (size_t)len * sizeof(REAL));
+                        if (nstate >= 1)
+                            memcpy(state + lo, bk + P + lo, (size_t)len * sizeof(REAL));
+                        if (nstate >= 2)
+                            memcpy(state + P + lo, bk + 2 * P + lo, (size_t)len * sizeof(REAL));
+                    }
+                if (!bad && opt == OPT_ADAM)
+                    t_adam -= 1;
+                total = NAN;
                 rows_seen = 0;
                 break;
             }
-            if (n_grad_sq && tid == 0) {   /* serial, as net_step sums it */
+            if (n_grad_sq && tid == 0) {   /* every gradient final: serial, as net_step sums it (the other thread
+                                            * writes no gradient before the next barrier) */
                 for (int64_t l = 0; l < L; ++l) {
                     const int64_t nw = sizes[l] * sizes[l + 1];
                     double s = 0;
@@ -570,14 +701,23 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                     grad_sq[l] += s;
                 }
             }
-            if (opt == OPT_ADAM)
-                t_adam += 1;
-            const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
-            SFX(update_chunk)(lo, hi, P, params, grads, opt, hyper, state, opt == OPT_ADAM ? t_adam : 0, 0);
             total += loss == LOSS_SSR ? value : value * (double)rows;
             rows_seen += rows;
-#pragma omp barrier
+            if (nth > 1 && (votes[0] | votes[1])) {   /* the partner keeps being descheduled (another process
+                                                         * holds its CPU): the rest of the epoch on thread 0 alone,
+                                                         * the same computations over all rows */
+                if (tid != 0) {   /* asleep until thread 0 is done: libgomp's end-of-region barrier would spin,
+                                   * maybe on the CPU thread 0 runs on */
+                    while (!__atomic_load_n(&finished, __ATOMIC_ACQUIRE))
+                        split_nap();
+                    break;
+                }
+                nth = 1;
+                fell_back = 1;
+            }
         }
+        if (tid == 0)
+            __atomic_store_n(&finished, 1, __ATOMIC_RELEASE);
         if (tid == 0) {
             step[0] = t_adam;
             result = (loss == LOSS_SSR || rows_seen == 0) ? total : total / (double)rows_seen;
