@@ -467,6 +467,11 @@ static int split_wait(split_barrier *b, int n)
 #else
 #define SPLIT_BARRIER(b, n) (_Pragma("omp barrier") 0)
 #endif
+/* Epochs left to run on one thread after one that fell back (another process held the partner's CPU; such
+ * spells last seconds, and each fallback costs the waits that detected it): the next SPLIT_COOLDOWN
+ * epochs skip the split, then it is tried again. A heuristic shared by every caller, hence relaxed atomics. */
+#define SPLIT_COOLDOWN 4
+static int split_cooldown;
 #endif
 
 /* Late partners at the barriers (each a wait of more than SPLIT_PATIENCE) after which a thread votes for
@@ -716,8 +721,11 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                 fell_back = 1;
             }
         }
-        if (tid == 0)
+        if (tid == 0) {
             __atomic_store_n(&finished, 1, __ATOMIC_RELEASE);
+            if (fell_back && fallback_at < 0)
+                __atomic_store_n(&split_cooldown, SPLIT_COOLDOWN, __ATOMIC_RELAXED);
+        }
         if (tid == 0) {
             step[0] = t_adam;
             result = (loss == LOSS_SSR || rows_seen == 0) ? total : total / (double)rows_seen;
@@ -743,7 +751,9 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
         return 0.0;
     const int64_t L = nlayers, bs = PYNET_MIN(batch_size, m), n0 = sizes[0], k = sizes[L];
 #ifdef _OPENMP
-    if (SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads())) {
+    if (SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads()) &&
+        !(__atomic_load_n(&split_cooldown, __ATOMIC_RELAXED) > 0 &&
+          __atomic_sub_fetch(&split_cooldown, 1, __ATOMIC_RELAXED) >= 0)) {
         int failed;
         const double v = SFX(epoch_split)(params, grads, L, sizes, acts, loss, X, Y, sw, m, perm, bs, opt, hyper, state,
                                           step, workspace, n_alive, alive, n_grad_sq, grad_sq,
