@@ -434,14 +434,14 @@ static void split_nap(void) {}
 #define SPLIT_NOW() __builtin_ia32_rdtsc()
 #define SPLIT_PATIENCE 50000ull
 #else
-static unsigned long long split_ticks;
+static _Thread_local unsigned long long split_ticks;
 #define SPLIT_NOW() (++split_ticks)
 #define SPLIT_PATIENCE 20000ull
 #endif
 typedef struct { int count, gen; } split_barrier;
 
-/* 1 when it had to yield (the partner was late by more than SPLIT_PATIENCE) */
-static int split_wait(split_barrier *b, int n)
+/* 1 when it had to yield (the partner was late by more than SPLIT_PATIENCE); *waited += the ticks waited */
+static int split_wait(split_barrier *b, int n, unsigned long long *waited)
 {
     if (n < 2)
         return 0;
@@ -461,11 +461,12 @@ static int split_wait(split_barrier *b, int n)
             SPLIT_YIELD();
         }
     }
+    *waited += SPLIT_NOW() - t0;
     return late;
 }
-#define SPLIT_BARRIER(b, n) split_wait((b), (n))
+#define SPLIT_BARRIER(b, n, w) split_wait((b), (n), (w))
 #else
-#define SPLIT_BARRIER(b, n) (_Pragma("omp barrier") 0)
+#define SPLIT_BARRIER(b, n, w) (_Pragma("omp barrier") 0)
 #endif
 /* Epochs left to run on one thread after one that fell back (another process held the partner's CPU; such
  * spells last seconds, and each fallback costs the waits that detected it): the next SPLIT_COOLDOWN
@@ -554,6 +555,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
     {
         const int tid = omp_get_thread_num();
         int nth = omp_get_num_threads(), late = 0;
+        unsigned long long waited = 0, t_start = 0;   /* ticks at the barriers; since step 1 began */
         SFX(net) *nt = &nts[tid];
         REAL *hh[MAX_LAYERS_STACK + 1];
         int64_t *mark = tid == 0 ? alive : alive1;
@@ -610,7 +612,9 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                     SFX(pynet_activation_backward)((int)acts[l - 1], nr * ni, hh[l], D[l - 1] + r0 * ni,
                                                    D[l - 1] + r0 * ni);
             }
-            late += SPLIT_BARRIER(&bar, nth) && start > 0;   /* (the first: thread 1 waking up) */
+            if (start == bs)
+                t_start = SPLIT_NOW(), waited = 0;   /* step 0's first barrier: thread 1 waking up, not counted */
+            late += SPLIT_BARRIER(&bar, nth, &waited) && start > 0;
             /* 2. the loss, from every row's term: the same decision on both threads */
             double value = 0;
             for (int64_t r = 0; r < rows; ++r)
@@ -661,7 +665,10 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                 rg[nrg++][1] = woff[l] + ni * no + j1;
             }
             flags[tid] = bad;
-            votes[tid] = late >= SPLIT_LATE_MAX || start / bs + 1 == fallback_at;
+            /* a partner often late, or slow throughout (sharing its CPU in slices too short to be late): this
+             * thread waiting a third of its time past step 8 */
+            votes[tid] = late >= SPLIT_LATE_MAX || start / bs + 1 == fallback_at ||
+                         (start >= 8 * bs && 3 * waited > SPLIT_NOW() - t_start);
             /* 3. the optimizer on the gradients this thread computed, before knowing the other's verdict: the
              * old values saved first, put back should the other half turn out non-finite (one barrier fewer) */
             if (!bad) {
@@ -679,7 +686,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                                           opt == OPT_ADAM ? t_adam : 0, 0);
                 }
             }
-            late += SPLIT_BARRIER(&bar, nth);
+            late += SPLIT_BARRIER(&bar, nth, &waited);
             if (flags[0] | flags[1]) {   /* finite loss, overflowing gradient: parameters as before the batch */
                 if (!bad)
                     for (int g = 0; g < nrg; ++g) {
