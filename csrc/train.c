@@ -395,12 +395,16 @@ static int SFX(split_ok)(int64_t L, const int64_t *sizes, int64_t bs, int64_t P,
 {
     if (nth < 2 || bs < 2 || L > MAX_LAYERS_STACK || P >= PYNET_PAR_MIN_ELEMS || bs * sizes[0] >= (1 << 16))
         return 0;
+    double macs = 0;
     for (int64_t l = 0; l < L; ++l) {
         const int64_t ni = sizes[l], no = sizes[l + 1];
         if ((double)bs * (double)ni * (double)no >= PYNET_PAR_MIN_MACS || bs * PYNET_MAX(ni, no) >= PYNET_PAR_MIN_ELEMS)
             return 0;
+        macs += (double)bs * (double)ni * (double)no;
     }
-    return 1;
+    /* a forward pass of at least 2^16 multiply-adds a step (the small network: 174 k, a ~15 µs step): below
+     * that, two barriers a step weigh on a step of a few µs (a bound chosen, not measured) */
+    return macs >= 65536.0;
 }
 
 /* The split epoch's barrier: spin briefly, then yield. On this 2-vCPU box another tenant often holds one
@@ -496,7 +500,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                                int loss, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
                                const int64_t *perm, int64_t bs, int opt, const double *hyper, REAL *state,
                                int64_t *step, REAL *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
-                               double *grad_sq, int64_t P, int *failed)
+                               double *grad_sq, int64_t P, int64_t fallback_at, int *failed)
 {
     const int64_t n0 = sizes[0], k = sizes[L];
     REAL *h[MAX_LAYERS_STACK + 1], *D[MAX_LAYERS_STACK];
@@ -511,9 +515,6 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
         w += bs * sizes[l];
     }
     REAL *Yb = w, *swb = w + bs * k;
-    /* tests: PYNET_SPLIT_FALLBACK_AT=s makes both threads vote for the one-thread fallback after step s */
-    const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT");
-    const int64_t fallback_at = fb ? atoll(fb) : -1;
     /* own buffers: every layer's dZ (bs × sizes[l+1]), the output activation, the loss terms, thread 1's
      * alive marks */
     /* state arrays the optimizer keeps: Adam's m and v, SGD's velocity with momentum */
@@ -667,8 +668,8 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
             flags[tid] = bad;
             /* a partner often late, or slow throughout (sharing its CPU in slices too short to be late): this
              * thread waiting a third of its time past step 8 */
-            votes[tid] = late >= SPLIT_LATE_MAX || start / bs + 1 == fallback_at ||
-                         (start >= 8 * bs && 3 * waited > SPLIT_NOW() - t_start);
+            votes[tid] = fallback_at >= 0 ? start / bs + 1 == fallback_at
+                                          : late >= SPLIT_LATE_MAX || (start >= 8 * bs && 3 * waited > SPLIT_NOW() - t_start);
             /* 3. the optimizer on the gradients this thread computed, before knowing the other's verdict: the
              * old values saved first, put back should the other half turn out non-finite (one barrier fewer) */
             if (!bad) {
@@ -758,13 +759,17 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
         return 0.0;
     const int64_t L = nlayers, bs = PYNET_MIN(batch_size, m), n0 = sizes[0], k = sizes[L];
 #ifdef _OPENMP
+    /* tests: PYNET_SPLIT_FALLBACK_AT=s takes the split path every time and switches to one thread after step
+     * s exactly (0: never), whatever the partner does */
+    const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT");
+    const int64_t fallback_at = fb ? atoll(fb) : -1;
     if (SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads()) &&
-        !(__atomic_load_n(&split_cooldown, __ATOMIC_RELAXED) > 0 &&
-          __atomic_sub_fetch(&split_cooldown, 1, __ATOMIC_RELAXED) >= 0)) {
+        (fallback_at >= 0 || !(__atomic_load_n(&split_cooldown, __ATOMIC_RELAXED) > 0 &&
+                               __atomic_sub_fetch(&split_cooldown, 1, __ATOMIC_RELAXED) >= 0))) {
         int failed;
         const double v = SFX(epoch_split)(params, grads, L, sizes, acts, loss, X, Y, sw, m, perm, bs, opt, hyper, state,
                                           step, workspace, n_alive, alive, n_grad_sq, grad_sq,
-                                          SFX(n_params)(L, sizes), &failed);
+                                          SFX(n_params)(L, sizes), fallback_at, &failed);
         if (!failed)
             return v;
     }
