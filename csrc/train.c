@@ -473,10 +473,12 @@ static int split_wait(split_barrier *b, int n, unsigned long long *waited)
 #define SPLIT_BARRIER(b, n, w) (_Pragma("omp barrier") 0)
 #endif
 /* Epochs left to run on one thread after one that fell back (another process held the partner's CPU; such
- * spells last seconds, and each fallback costs the waits that detected it): the next SPLIT_COOLDOWN
- * epochs skip the split, then it is tried again. A heuristic shared by every caller, hence relaxed atomics. */
+ * spells last seconds, and each fallback costs the waits that detected it): the next split_backoff epochs
+ * skip the split, then it is tried again; the backoff doubles with each fallback in a row (4 … 64 epochs)
+ * and is back to 4 after an epoch split to the end. A heuristic shared by every caller: relaxed atomics. */
 #define SPLIT_COOLDOWN 4
-static int split_cooldown;
+#define SPLIT_COOLDOWN_MAX 64
+static int split_cooldown, split_backoff = SPLIT_COOLDOWN;
 #endif
 
 /* Late partners at the barriers (each a wait of more than SPLIT_PATIENCE) after which a thread votes for
@@ -731,8 +733,15 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
         }
         if (tid == 0) {
             __atomic_store_n(&finished, 1, __ATOMIC_RELEASE);
-            if (fell_back && fallback_at < 0)
-                __atomic_store_n(&split_cooldown, SPLIT_COOLDOWN, __ATOMIC_RELAXED);
+            if (fallback_at < 0) {
+                const int b = __atomic_load_n(&split_backoff, __ATOMIC_RELAXED);
+                if (fell_back) {
+                    __atomic_store_n(&split_cooldown, b, __ATOMIC_RELAXED);
+                    __atomic_store_n(&split_backoff, PYNET_MIN(2 * b, SPLIT_COOLDOWN_MAX), __ATOMIC_RELAXED);
+                } else {
+                    __atomic_store_n(&split_backoff, SPLIT_COOLDOWN, __ATOMIC_RELAXED);
+                }
+            }
         }
         if (tid == 0) {
             step[0] = t_adam;
