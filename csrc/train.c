@@ -387,7 +387,7 @@ static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
     return P;
 }
 
-#ifdef _OPENMP
+#if defined(_OPENMP) && defined(__GNUC__)   /* (GCC / Clang atomics in the barrier below) */
 /* Whether train_epoch runs the epoch on two threads that split each batch's rows (epoch_split): two threads,
  * and a network so small that every product and elementwise pass of its step stays on one thread anyway
  * (the small 20-64-64-1 network: 15 µs steps, which the per-product split cannot use). */
@@ -409,11 +409,10 @@ static int SFX(split_ok)(int64_t L, const int64_t *sizes, int64_t bs, int64_t P,
 
 /* The split epoch's barrier: spin briefly, then yield. On this 2-vCPU box another tenant often holds one
  * CPU; libgomp's barrier then spins (its default GOMP_SPINCOUNT) while the partner waits for the very CPU it
- * spins on. A step is ~8 µs, so a wait past ~4000 pause loops means the partner is descheduled: let it run.
+ * spins on. A step is ~8 µs, so a wait past ~20 µs means the partner is descheduled: let it run.
  * (Defined once: train.c is included for each REAL.) */
 #ifndef PYNET_SPLIT_BARRIER
 #define PYNET_SPLIT_BARRIER
-#if defined(__GNUC__)
 #if defined(__unix__) || defined(__APPLE__)
 #include <sched.h>
 #include <time.h>
@@ -469,9 +468,6 @@ static int split_wait(split_barrier *b, int n, unsigned long long *waited)
     return late;
 }
 #define SPLIT_BARRIER(b, n, w) split_wait((b), (n), (w))
-#else
-#define SPLIT_BARRIER(b, n, w) (_Pragma("omp barrier") 0)
-#endif
 /* Epochs left to run on one thread after one that fell back (another process held the partner's CPU; such
  * spells last seconds, and each fallback costs the waits that detected it): the next split_backoff epochs
  * skip the split, then it is tried again; the backoff doubles with each fallback in a row (4 … 64 epochs)
@@ -517,9 +513,9 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
         w += bs * sizes[l];
     }
     REAL *Yb = w, *swb = w + bs * k;
-    /* own buffers: every layer's dZ (bs × sizes[l+1]), the output activation, the loss terms, thread 1's
-     * alive marks */
-    /* state arrays the optimizer keeps: Adam's m and v, SGD's velocity with momentum */
+    /* own buffers: the loss terms, thread 1's alive marks, every layer's dZ (bs × sizes[l+1]), the output
+     * activation and the backup of the parameters and of the state arrays the optimizer keeps (Adam's m and
+     * v, SGD's velocity with momentum) */
     const int nstate = !state ? 0 : opt == OPT_ADAM ? 2 : hyper[H_MOM] != 0 ? 1 : 0;
     const size_t bytes = (size_t)(bs * (dsum + k) + (1 + nstate) * P) * sizeof(REAL) + (size_t)bs * sizeof(double) +
                          (size_t)n_alive * sizeof(int64_t);
@@ -550,9 +546,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
     for (int64_t j = 0; j < n_alive; ++j)
         alive1[j] = 0;
     int flags[2] = {0, 0}, votes[2] = {0, 0}, finished = 0;
-#if defined(__GNUC__)
     split_barrier bar = {0, 0};
-#endif
     double result = 0;
 #pragma omp parallel num_threads(2)
     {
@@ -767,7 +761,7 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     if (m == 0)
         return 0.0;
     const int64_t L = nlayers, bs = PYNET_MIN(batch_size, m), n0 = sizes[0], k = sizes[L];
-#ifdef _OPENMP
+#if defined(_OPENMP) && defined(__GNUC__)
     /* tests: PYNET_SPLIT_FALLBACK_AT=s takes the split path every time and switches to one thread after step
      * s exactly (0: never), whatever the partner does */
     const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT");
