@@ -443,16 +443,16 @@ static _Thread_local unsigned long long split_ticks;
 #endif
 typedef struct { int count, gen; } split_barrier;
 
-/* 1 when it had to yield (the partner was late by more than SPLIT_PATIENCE); *waited += the ticks waited */
-static int split_wait(split_barrier *b, int n, unsigned long long *waited)
+/* *waited += the ticks waited */
+static void split_wait(split_barrier *b, int n, unsigned long long *waited)
 {
     if (n < 2)
-        return 0;
+        return;
     const int g = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == n) {   /* the last one in releases the others */
         __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->gen, g + 1, __ATOMIC_RELEASE);
-        return 0;
+        return;
     }
     const unsigned long long t0 = SPLIT_NOW();
     int late = 0;
@@ -465,7 +465,6 @@ static int split_wait(split_barrier *b, int n, unsigned long long *waited)
         }
     }
     *waited += SPLIT_NOW() - t0;
-    return late;
 }
 #define SPLIT_BARRIER(b, n, w) split_wait((b), (n), (w))
 /* Epochs left to run on one thread after one that fell back (another process held the partner's CPU; such
@@ -476,10 +475,6 @@ static int split_wait(split_barrier *b, int n, unsigned long long *waited)
 #define SPLIT_COOLDOWN_MAX 64
 static int split_cooldown, split_backoff = SPLIT_COOLDOWN;
 #endif
-
-/* Late partners at the barriers (each a wait of more than SPLIT_PATIENCE) after which a thread votes for
- * finishing the epoch on one thread */
-#define SPLIT_LATE_MAX 2
 
 /* The epoch on two threads, each batch's rows split between them (thread t: rows [rows·t/2, rows·(t+1)/2)).
  * Per step:
@@ -551,7 +546,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
 #pragma omp parallel num_threads(2)
     {
         const int tid = omp_get_thread_num();
-        int nth = omp_get_num_threads(), late = 0;
+        int nth = omp_get_num_threads();
         unsigned long long waited = 0, t_start = 0;   /* ticks at the barriers; since step 1 began */
         SFX(net) *nt = &nts[tid];
         REAL *hh[MAX_LAYERS_STACK + 1];
@@ -611,7 +606,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
             }
             if (start == bs)
                 t_start = SPLIT_NOW(), waited = 0;   /* step 0's first barrier: thread 1 waking up, not counted */
-            late += SPLIT_BARRIER(&bar, nth, &waited) && start > 0;
+            SPLIT_BARRIER(&bar, nth, &waited);
             /* 2. the loss, from every row's term: the same decision on both threads */
             double value = 0;
             for (int64_t r = 0; r < rows; ++r)
@@ -662,10 +657,11 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                 rg[nrg++][1] = woff[l] + ni * no + j1;
             }
             flags[tid] = bad;
-            /* a partner often late, or slow throughout (sharing its CPU in slices too short to be late): this
-             * thread waiting a third of its time past step 8 */
+            /* a partner that keeps this thread waiting a third of its time past step 8 (its CPU shared with
+             * another process). Single late partners are no signal: even unloaded epochs see 0–4 waits past
+             * SPLIT_PATIENCE (the vCPU's host), and voting on the second one gave the split up for good */
             votes[tid] = fallback_at >= 0 ? start / bs + 1 == fallback_at
-                                          : late >= SPLIT_LATE_MAX || (start >= 8 * bs && 3 * waited > SPLIT_NOW() - t_start);
+                                          : start >= 8 * bs && 3 * waited > SPLIT_NOW() - t_start;
             /* 3. the optimizer on the gradients this thread computed, before knowing the other's verdict: the
              * old values saved first, put back should the other half turn out non-finite (one barrier fewer) */
             if (!bad) {
@@ -683,7 +679,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                                           opt == OPT_ADAM ? t_adam : 0, 0);
                 }
             }
-            late += SPLIT_BARRIER(&bar, nth, &waited);
+            SPLIT_BARRIER(&bar, nth, &waited);
             if (flags[0] | flags[1]) {   /* finite loss, overflowing gradient: parameters as before the batch */
                 if (!bad)
                     for (int g = 0; g < nrg; ++g) {
