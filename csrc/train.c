@@ -760,9 +760,9 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
 #if defined(_OPENMP) && defined(__GNUC__)
     /* tests: PYNET_SPLIT_FALLBACK_AT=s takes the split path every time and switches to one thread after step
      * s exactly (0: never), whatever the partner does */
-    const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT");
+    const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT"), *off = getenv("PYNET_SPLIT");   /* PYNET_SPLIT=0: never */
     const int64_t fallback_at = fb ? atoll(fb) : -1;
-    if (SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads()) &&
+    if (!(off && off[0] == '0') && SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads()) &&
         (fallback_at >= 0 || !(__atomic_load_n(&split_cooldown, __ATOMIC_RELAXED) > 0 &&
                                __atomic_sub_fetch(&split_cooldown, 1, __ATOMIC_RELAXED) >= 0))) {
         int failed;
