@@ -404,6 +404,366 @@ static int64_t SFX(n_params)(int64_t L, const int64_t *sizes)
     return P;
 }
 
+#if defined(_OPENMP) && defined(__GNUC__)   /* (GCC / Clang atomics in the barrier below) */
+/* Whether train_epoch runs the epoch on two threads that split each batch's rows (epoch_split): two threads,
+ * and a network so small that every product and elementwise pass of its step stays on one thread anyway
+ * (the small 20-64-64-1 network: 15 µs steps, which the per-product split cannot use). */
+static int SFX(split_ok)(int64_t L, const int64_t *sizes, int64_t bs, int64_t P, int nth)
+{
+    if (nth < 2 || bs < 2 || L > MAX_LAYERS_STACK || P >= PYNET_PAR_MIN_ELEMS || bs * sizes[0] >= (1 << 16))
+        return 0;
+    double macs = 0;
+    for (int64_t l = 0; l < L; ++l) {
+        const int64_t ni = sizes[l], no = sizes[l + 1];
+        if ((double)bs * (double)ni * (double)no >= PYNET_PAR_MIN_MACS || bs * PYNET_MAX(ni, no) >= PYNET_PAR_MIN_ELEMS)
+            return 0;
+        macs += (double)bs * (double)ni * (double)no;
+    }
+    /* a forward pass of at least 2^16 multiply-adds a step (the small network: 174 k, a ~15 µs step): below
+     * that, two barriers a step weigh on a step of a few µs (a bound chosen, not measured) */
+    return macs >= 65536.0;
+}
+
+/* The split epoch's barrier: spin briefly, then yield. On this 2-vCPU box another tenant often holds one
+ * CPU; libgomp's barrier then spins (its default GOMP_SPINCOUNT) while the partner waits for the very CPU it
+ * spins on. A step is ~8 µs, so a wait past ~20 µs means the partner is descheduled: let it run.
+ * (Defined once: train.c is included for each REAL.) */
+#ifndef PYNET_SPLIT_BARRIER
+#define PYNET_SPLIT_BARRIER
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#include <time.h>
+#define SPLIT_YIELD() sched_yield()
+static void split_nap(void)   /* 100 µs */
+{
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+}
+#else
+#define SPLIT_YIELD() ((void)0)
+static void split_nap(void) {}
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#define SPLIT_PAUSE() __builtin_ia32_pause()
+#else
+#define SPLIT_PAUSE() ((void)0)
+#endif
+/* how long a thread spins at the barrier before yielding: TSC ticks (≈ 20 µs at 2.5 GHz; a balanced step
+ * waits well under 1 µs) where there is a TSC, else pause loops */
+#if defined(__x86_64__) || defined(__i386__)
+#define SPLIT_NOW() __builtin_ia32_rdtsc()
+#define SPLIT_PATIENCE 50000ull
+#else
+static _Thread_local unsigned long long split_ticks;
+#define SPLIT_NOW() (++split_ticks)
+#define SPLIT_PATIENCE 20000ull
+#endif
+typedef struct { int count, gen; } split_barrier;
+
+/* *waited += the ticks waited */
+static void split_wait(split_barrier *b, int n, unsigned long long *waited)
+{
+    if (n < 2)
+        return;
+    const int g = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == n) {   /* the last one in releases the others */
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->gen, g + 1, __ATOMIC_RELEASE);
+        return;
+    }
+    const unsigned long long t0 = SPLIT_NOW();
+    int late = 0;
+    while (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == g) {
+        if (!late && SPLIT_NOW() - t0 < SPLIT_PATIENCE) {
+            SPLIT_PAUSE();
+        } else {
+            late = 1;
+            SPLIT_YIELD();
+        }
+    }
+    *waited += SPLIT_NOW() - t0;
+}
+#define SPLIT_BARRIER(b, n, w) split_wait((b), (n), (w))
+/* Epochs left to run on one thread after one that fell back (another process held the partner's CPU; such
+ * spells last seconds, and each fallback costs the waits that detected it): the next split_backoff epochs
+ * skip the split, then it is tried again; the backoff doubles with each fallback in a row (4 … 64 epochs)
+ * and is back to 4 after an epoch split to the end. A heuristic shared by every caller: relaxed atomics. */
+#define SPLIT_COOLDOWN 4
+#define SPLIT_COOLDOWN_MAX 64
+static int split_cooldown, split_backoff = SPLIT_COOLDOWN;
+#endif
+
+/* The epoch on two threads, each batch's rows split between them (thread t: rows [rows·t/2, rows·(t+1)/2)).
+ * Per step:
+ *   1. each thread gathers its rows, runs the forward, the output loss and the backward's dZ chain down to
+ *      layer 0 for them: all row-local, no synchronisation (dZ of every layer kept, in D[l]);
+ *   2. barrier; each thread computes its half of every layer's dW rows and db columns over all rows, and
+ *      checks what it wrote for non-finite values;
+ *   3. each thread applies the optimizer to the gradients it computed (old values saved), barrier; should
+ *      either half hold a non-finite value, each puts its old values back and the epoch stops.
+ * Both threads add the rows' loss terms (written before the first barrier) in row order and take the same
+ * decisions from the same values.
+ * Every value is computed as in the serial step (each product element one FMA chain over k in order,
+ * whichever tile holds it; the loss summed in row order; db per column in row order), so the results are
+ * the bits of the one-thread epoch. Two barriers per step instead of a fork/join per product. */
+static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64_t *sizes, const int64_t *acts,
+                               int loss, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
+                               const int64_t *perm, int64_t bs, int opt, const double *hyper, REAL *state,
+                               int64_t *step, REAL *workspace, int64_t n_alive, int64_t *alive, int64_t n_grad_sq,
+                               double *grad_sq, int64_t P, int64_t fallback_at, int *failed)
+{
+    const int64_t n0 = sizes[0], k = sizes[L];
+    REAL *h[MAX_LAYERS_STACK + 1], *D[MAX_LAYERS_STACK];
+    int64_t woff[MAX_LAYERS_STACK + 1], dsum = 0;
+    for (int64_t l = 0; l < L; ++l) {
+        woff[l] = l ? woff[l - 1] + sizes[l - 1] * sizes[l] + sizes[l] : 0;
+        dsum += sizes[l + 1];
+    }
+    REAL *w = workspace;   /* h[0…L], Yb, swb as in the serial layout */
+    for (int64_t l = 0; l <= L; ++l) {
+        h[l] = w;
+        w += bs * sizes[l];
+    }
+    REAL *Yb = w, *swb = w + bs * k;
+    /* own buffers: the loss terms, thread 1's alive marks, every layer's dZ (bs × sizes[l+1]), the output
+     * activation and the backup of the parameters and of the state arrays the optimizer keeps (Adam's m and
+     * v, SGD's velocity with momentum) */
+    const int nstate = !state ? 0 : opt == OPT_ADAM ? 2 : hyper[H_MOM] != 0 ? 1 : 0;
+    const size_t bytes = (size_t)(bs * (dsum + k) + (1 + nstate) * P) * sizeof(REAL) + (size_t)bs * sizeof(double) +
+                         (size_t)n_alive * sizeof(int64_t);
+    char *buf = pynet_aligned_alloc(bytes + 64);
+    SFX(net) nts[2];
+    int ok0 = 0, ok1 = 0;
+    if (buf) {
+        ok0 = SFX(net_init)(&nts[0], L, sizes, acts, bs, NULL) == 0;
+        ok1 = ok0 && SFX(net_init)(&nts[1], L, sizes, acts, bs, NULL) == 0;
+    }
+    if (!ok1) {
+        if (ok0)
+            SFX(pynet_pack_free)(&nts[0].pk);
+        pynet_aligned_free(buf);
+        *failed = 1;
+        return 0;
+    }
+    *failed = 0;
+    REAL *g1 = swb + bs, *g2 = g1 + bs * nts[0].maxw;   /* the serial step's buffers (the fallback) */
+    double *terms = (double *)buf;   /* doubles and int64 first: the REAL arrays need no more alignment */
+    int64_t *alive1 = (int64_t *)(terms + bs);
+    REAL *dz = (REAL *)(alive1 + n_alive);
+    for (int64_t l = 0; l < L; ++l) {
+        D[l] = dz;
+        dz += bs * sizes[l + 1];
+    }
+    REAL *Aout = dz, *bk = Aout + bs * k;   /* bk: the parameters (and state) before this thread's update */
+    for (int64_t j = 0; j < n_alive; ++j)
+        alive1[j] = 0;
+    int flags[2] = {0, 0}, votes[2] = {0, 0}, finished = 0;
+    split_barrier bar = {0, 0};
+    double result = 0;
+#pragma omp parallel num_threads(2)
+    {
+        const int tid = omp_get_thread_num();
+        int nth = omp_get_num_threads();
+        unsigned long long waited = 0, t_start = 0;   /* ticks at the barriers; since step 1 began */
+        SFX(net) *nt = &nts[tid];
+        REAL *hh[MAX_LAYERS_STACK + 1];
+        int64_t *mark = tid == 0 ? alive : alive1;
+        int64_t t_adam = step[0], rg[2 * MAX_LAYERS_STACK][2];
+        int fell_back = 0;
+        double total = 0;
+        int64_t rows_seen = 0;
+        nt->h = hh;
+        for (int64_t start = 0; start < m; start += bs) {
+            const int64_t rows = PYNET_MIN(bs, m - start), nnext = PYNET_MIN(bs, m - start - rows);
+            if (nth == 1 && fell_back) {   /* the rest of the epoch: train_epoch's serial step, the same bits */
+                SFX(gather)(rows, perm + start, n0, X, h[0], k, Y, Yb, sw, swb);
+                for (int64_t l = 0; l <= L; ++l)
+                    hh[l] = h[l];
+                const double value = SFX(net_step)(nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper,
+                                                   state, &t_adam, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P,
+                                                   NULL, NULL);
+                if (!isfinite(value)) {
+                    total = value;
+                    rows_seen = 0;
+                    break;
+                }
+                total += loss == LOSS_SSR ? value : value * (double)rows;
+                rows_seen += rows;
+                continue;
+            }
+            const int64_t r0 = rows * tid / nth, r1 = rows * (tid + 1) / nth, nr = r1 - r0;
+            const int64_t *idx = perm + start;
+            SFX(gather_rows)(r0, r1, idx, n0, X, h[0], k, Y, Yb, sw, swb);
+            if (n0 * (int64_t)sizeof(REAL) <= 256) {   /* this thread's rows of the next batch */
+                const int64_t *nx = perm + start + rows;
+                for (int64_t r = nnext * tid / nth; r < nnext * (tid + 1) / nth; ++r)
+                    for (int64_t b = 0; b < n0 * (int64_t)sizeof(REAL); b += 64)
+                        __builtin_prefetch((const char *)(X + nx[r] * n0) + b);
+            }
+            double wsum = (double)rows;   /* the whole batch's weight sum, as weight_sum adds it */
+            if (sw) {
+                wsum = 0;
+                for (int64_t r = 0; r < rows; ++r)
+                    wsum += sw[idx[r]];
+            }
+            /* 1. this thread's rows: forward, output loss, dZ of every layer */
+            for (int64_t l = 0; l <= L; ++l)
+                hh[l] = h[l] + r0 * sizes[l];
+            SFX(net_forward)(nt, params, nr, 0, L);
+            SFX(output_loss_rows)((int)acts[L - 1], loss, nr, k, hh[L], Yb + r0 * k, sw ? swb + r0 : NULL, wsum,
+                                  Aout + r0 * k, D[L - 1] + r0 * k, terms + r0);
+            for (int64_t l = L - 1; l >= 1; --l) {
+                const int64_t ni = sizes[l], no = sizes[l + 1];
+                const int relu = acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
+                SFX(gemm_core)(nr, ni, no, D[l] + r0 * no, no, 1, params + woff[l], 1, no, D[l - 1] + r0 * ni, ni, 0,
+                               NULL, 0, relu ? hh[l] : NULL, &nt->pk, NULL);
+                if (!relu)
+                    SFX(pynet_activation_backward)((int)acts[l - 1], nr * ni, hh[l], D[l - 1] + r0 * ni,
+                                                   D[l - 1] + r0 * ni);
+            }
+            if (start == bs)
+                t_start = SPLIT_NOW(), waited = 0;   /* step 0's first barrier: thread 1 waking up, not counted */
+            SPLIT_BARRIER(&bar, nth, &waited);
+            /* 2. the loss, from every row's term: the same decision on both threads */
+            double value = 0;
+            for (int64_t r = 0; r < rows; ++r)
+                value += terms[r];
+            if (loss == LOSS_MSE || loss == LOSS_BCE)
+                value /= (double)k;
+            if (!isfinite((REAL)value)) {   /* diverged: the loss overflows REAL; parameters untouched */
+                total = (REAL)value;
+                rows_seen = 0;
+                break;
+            }
+            if (n_alive) {   /* this thread's rows: a hidden unit is alive once any row gave it a non-zero output */
+                int64_t base = 0;
+                for (int64_t l = 1; l < L; ++l) {
+                    const int64_t wl = sizes[l];
+                    for (int64_t r = 0; r < nr; ++r)
+                        for (int64_t j = 0; j < wl; ++j)
+                            if (hh[l][r * wl + j] != 0)
+                                mark[base + j] |= 1;
+                    base += wl;
+                }
+            }
+            /* this thread's share of dW (rows) and db (16-column blocks) over all rows, checked; its ranges of
+             * the flat buffer in rg */
+            int bad = 0, nrg = 0;
+            for (int64_t l = 0; l < L; ++l) {
+                const int64_t ni = sizes[l], no = sizes[l + 1];
+                const int64_t i0 = ni * tid / nth, i1 = ni * (tid + 1) / nth;
+                REAL *dW = grads + woff[l], *db = dW + ni * no;
+                SFX(gemm_core)(i1 - i0, no, rows, h[l] + i0, 1, ni, D[l], no, 1, dW + i0 * no, no, 0, NULL, 0, NULL,
+                               &nt->pk, NULL);
+                bad |= SFX(grads_nonfinite)((i1 - i0) * no, dW + i0 * no);
+                const int64_t nb16 = no / 16, q0 = nb16 * tid / nth, q1 = nb16 * (tid + 1) / nth;
+                for (int64_t jb = q0; jb < q1; ++jb)
+                    SFX(colsum16)(rows, no, D[l] + jb * 16, db + jb * 16);
+                if (tid == nth - 1)   /* the last no mod 16 columns, summed as dense.c sums them */
+                    for (int64_t j = nb16 * 16; j < no; ++j) {
+                        REAL s = 0;
+                        for (int64_t r = 0; r < rows; ++r)
+                            s += D[l][r * no + j];
+                        db[j] = s;
+                    }
+                const int64_t j0 = q0 * 16, j1 = tid == nth - 1 ? no : q1 * 16;
+                bad |= SFX(grads_nonfinite)(j1 - j0, db + j0);
+                rg[nrg][0] = woff[l] + i0 * no;
+                rg[nrg++][1] = woff[l] + i1 * no;
+                rg[nrg][0] = woff[l] + ni * no + j0;
+                rg[nrg++][1] = woff[l] + ni * no + j1;
+            }
+            flags[tid] = bad;
+            /* a partner that keeps this thread waiting a third of its time past step 8 (its CPU shared with
+             * another process). Single late partners are no signal: even unloaded epochs see 0–4 waits past
+             * SPLIT_PATIENCE (the vCPU's host), and voting on the second one gave the split up for good */
+            votes[tid] = fallback_at >= 0 ? start / bs + 1 == fallback_at
+                                          : start >= 8 * bs && 3 * waited > SPLIT_NOW() - t_start;
+            /* 3. the optimizer on the gradients this thread computed, before knowing the other's verdict: the
+             * old values saved first, put back should the other half turn out non-finite (one barrier fewer) */
+            if (!bad) {
+                if (opt == OPT_ADAM)
+                    t_adam += 1;
+                for (int g = 0; g < nrg; ++g) {
+                    const int64_t lo = rg[g][0], len = rg[g][1] - rg[g][0];
+                    memcpy(bk + lo, params + lo, (size_t)len * sizeof(REAL));
+                    if (nstate >= 1)
+                        memcpy(bk + P + lo, state + lo, (size_t)len * sizeof(REAL));
+                    if (nstate >= 2)
+                        memcpy(bk + 2 * P + lo, state + P + lo, (size_t)len * sizeof(REAL));
+                    if (len > 0)
+                        SFX(update_chunk)(lo, lo + len, P, params, grads, opt, hyper, state,
+                                          opt == OPT_ADAM ? t_adam : 0, 0);
+                }
+            }
+            SPLIT_BARRIER(&bar, nth, &waited);
+            if (flags[0] | flags[1]) {   /* finite loss, overflowing gradient: parameters as before the batch */
+                if (!bad)
+                    for (int g = 0; g < nrg; ++g) {
+                        const int64_t lo = rg[g][0], len = rg[g][1] - rg[g][0];
+                        memcpy(params + lo, bk + lo, (size_t)len * sizeof(REAL));
+                        if (nstate >= 1)
+                            memcpy(state + lo, bk + P + lo, (size_t)len * sizeof(REAL));
+                        if (nstate >= 2)
+                            memcpy(state + P + lo, bk + 2 * P + lo, (size_t)len * sizeof(REAL));
+                    }
+                if (!bad && opt == OPT_ADAM)
+                    t_adam -= 1;
+                total = NAN;
+                rows_seen = 0;
+                break;
+            }
+            if (n_grad_sq && tid == 0) {   /* every gradient final: serial, as net_step sums it (the other thread
+                                            * writes no gradient before the next barrier) */
+                for (int64_t l = 0; l < L; ++l) {
+                    const int64_t nw = sizes[l] * sizes[l + 1];
+                    double s = 0;
+                    for (int64_t q = 0; q < nw; ++q)
+                        s += (double)grads[woff[l] + q] * (double)grads[woff[l] + q];
+                    grad_sq[l] += s;
+                }
+            }
+            total += loss == LOSS_SSR ? value : value * (double)rows;
+            rows_seen += rows;
+            if (nth > 1 && (votes[0] | votes[1])) {   /* the partner keeps being descheduled (another process
+                                                         * holds its CPU): the rest of the epoch on thread 0 alone,
+                                                         * the same computations over all rows */
+                if (tid != 0) {   /* asleep until thread 0 is done: libgomp's end-of-region barrier would spin,
+                                   * maybe on the CPU thread 0 runs on */
+                    while (!__atomic_load_n(&finished, __ATOMIC_ACQUIRE))
+                        split_nap();
+                    break;
+                }
+                nth = 1;
+                fell_back = 1;
+            }
+        }
+        if (tid == 0) {
+            __atomic_store_n(&finished, 1, __ATOMIC_RELEASE);
+            if (fallback_at < 0) {
+                const int b = __atomic_load_n(&split_backoff, __ATOMIC_RELAXED);
+                if (fell_back) {
+                    __atomic_store_n(&split_cooldown, b, __ATOMIC_RELAXED);
+                    __atomic_store_n(&split_backoff, PYNET_MIN(2 * b, SPLIT_COOLDOWN_MAX), __ATOMIC_RELAXED);
+                } else {
+                    __atomic_store_n(&split_backoff, SPLIT_COOLDOWN, __ATOMIC_RELAXED);
+                }
+            }
+        }
+        if (tid == 0) {
+            step[0] = t_adam;
+            result = (loss == LOSS_SSR || rows_seen == 0) ? total : total / (double)rows_seen;
+        }
+    }
+    for (int64_t j = 0; j < n_alive; ++j)
+        alive[j] |= alive1[j];
+    SFX(pynet_pack_free)(&nts[0].pk);
+    SFX(pynet_pack_free)(&nts[1].pk);
+    pynet_aligned_free(buf);
+    return result;
+}
+#endif
+
 double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const int64_t *sizes, const int64_t *acts,
                               int loss, int64_t n, const REAL *X, const REAL *Y, const REAL *sw, int64_t m,
                               const int64_t *perm, int64_t batch_size, int opt, const double *hyper, REAL *state,
@@ -414,6 +774,22 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     if (m == 0)
         return 0.0;
     const int64_t L = nlayers, bs = PYNET_MIN(batch_size, m), n0 = sizes[0], k = sizes[L];
+#if defined(_OPENMP) && defined(__GNUC__)
+    /* tests: PYNET_SPLIT_FALLBACK_AT=s takes the split path every time and switches to one thread after step
+     * s exactly (0: never), whatever the partner does */
+    const char *fb = getenv("PYNET_SPLIT_FALLBACK_AT"), *off = getenv("PYNET_SPLIT");   /* PYNET_SPLIT=0: never */
+    const int64_t fallback_at = fb ? atoll(fb) : -1;
+    if (!(off && off[0] == '0') && SFX(split_ok)(L, sizes, bs, SFX(n_params)(L, sizes), pynet_get_num_threads()) &&
+        (fallback_at >= 0 || !(__atomic_load_n(&split_cooldown, __ATOMIC_RELAXED) > 0 &&
+                               __atomic_sub_fetch(&split_cooldown, 1, __ATOMIC_RELAXED) >= 0))) {
+        int failed;
+        const double v = SFX(epoch_split)(params, grads, L, sizes, acts, loss, X, Y, sw, m, perm, bs, opt, hyper, state,
+                                          step, workspace, n_alive, alive, n_grad_sq, grad_sq,
+                                          SFX(n_params)(L, sizes), fallback_at, &failed);
+        if (!failed)
+            return v;
+    }
+#endif
     REAL *hstack[MAX_LAYERS_STACK + 1], **h = hstack;
     if (L > MAX_LAYERS_STACK && !(h = malloc((size_t)(L + 1) * sizeof *h)))
         return NAN;

@@ -432,3 +432,84 @@ def test_every_contract_kernel_is_declared_and_built_in_both_precisions():
     for name in C.KERNEL_NAMES:
         for suffix in ("f32", "f64"):
             assert callable(getattr(lib, f"pynet_{name}_{suffix}", None)), f"pynet_{name}_{suffix}"
+
+
+# --------------------------------------------------------------------------- the small network's two-thread epoch
+SPLIT_NETS = [  # sizes, hidden act, output act, loss, opt, momentum, nesterov, weight decay, weighted
+    ([20, 64, 64, 1], C.RELU, C.IDENTITY, C.MSE, C.SGD, 0.0, 0, 0.0, False),   # the bench's small network
+    ([20, 64, 64, 1], C.RELU, C.IDENTITY, C.SSR, C.SGD, 0.9, 1, 1e-3, True),
+    ([24, 48, 40, 4], C.TANH, C.SOFTMAX, C.CE, C.ADAM, 0.0, 0, 1e-4, True),
+    ([50, 64, 3], C.SOFTPLUS, C.SIGMOID, C.BCE, C.SGD, 0.5, 0, 0.0, False),   # (each ≥ 2^16 multiply-adds a step)
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("net", range(len(SPLIT_NETS)))
+@pytest.mark.parametrize("fallback_at", [0, 3])
+def test_small_epoch_split_over_two_threads_is_bit_identical(dtype, net, fallback_at, threads, monkeypatch):
+    """Small networks train on two threads that split each batch's rows (train.c's epoch_split), with the
+    optimizer applied per half and, after fallback_at steps (forced here; normally a late partner), the
+    serial step on one thread: every output bit-identical to one thread's epoch, last partial batch included.
+    PYNET_SPLIT_FALLBACK_AT pins the path (split throughout, or one thread after step 3) whatever the box's load."""
+    sizes, hid, out_act, loss, opt, mom, nest, wd, weighted = SPLIT_NETS[net]
+    monkeypatch.setenv("PYNET_SPLIT_FALLBACK_AT", str(fallback_at))
+    rng = np.random.default_rng(40 + net)
+    n, bs = 333, 32                            # 10 full batches and one of 13 rows
+    sizes, acts, params, X, Y = _net(rng, dtype, sizes, [hid] * (len(sizes) - 2) + [out_act], loss, n)
+    sw = (rng.random(n) + 0.5).astype(dtype) if weighted else None
+    hyper = np.array([0.002 if loss == C.SSR else 0.05, mom, nest, wd, 0.9, 0.999, 1e-8])
+    P = params.shape[0]
+    out = []
+    for nt in (1, 2):
+        threads(nt)
+        p, st, step = params.copy(), np.zeros(2 * P, dtype), np.zeros(1, np.int64)
+        alive, gsq = np.zeros(C.n_hidden_units(sizes), np.int64), np.zeros(len(sizes) - 1)
+        ws = np.zeros(C.train_workspace_size(sizes, bs), dtype)
+        values = []
+        for epoch in range(2):
+            perm = rng.permutation(n).astype(np.int64) if nt == 1 else perms[epoch]
+            if nt == 1:
+                perms = perms + [perm] if epoch else [perm]
+            values.append(cb.train_epoch(p, np.zeros(P, dtype), sizes, acts, loss, X, Y, sw, perm, bs, opt, hyper,
+                                         st, step, ws, alive, gsq))
+        out.append((np.array(values), p, st, step, alive, gsq))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(out[0][0]).all()
+
+
+@pytest.mark.parametrize("unit", [0, 63])
+def test_small_epoch_split_puts_back_the_other_half_on_an_overflowing_gradient(unit, threads, monkeypatch):
+    """Two threads each update the parameters whose gradients they computed before knowing the other's
+    verdict: one hidden unit's huge output (bias 1e30) overflows only its row of dW2 — in thread 0's half
+    (unit 0) or thread 1's (unit 63) — while the loss (logits ≈ 1e21) stays finite. The epoch returns NaN
+    with parameters and momentum exactly as they were, at one thread and at two."""
+    rng = np.random.default_rng(11)
+    sizes = np.array([20, 64, 32, 4], np.int64)
+    acts = np.array([C.IDENTITY, C.IDENTITY, C.SOFTMAX], np.int64)
+    b1 = np.zeros(64)
+    b1[unit] = 1e30
+    W3 = rng.choice([-1e9, 1e9], size=(32, 4))
+    params = np.concatenate([np.full(20 * 64, 1e-20), b1, np.full(64 * 32, 1e-20), np.zeros(32), W3.ravel(),
+                             np.zeros(4)]).astype(np.float32)
+    X = rng.standard_normal((32, 20)).astype(np.float32)
+    Y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 32)]
+    rows = np.arange(32, dtype=np.int64)
+    P = params.shape[0]
+    ws = np.zeros(C.train_workspace_size(sizes, 32), np.float32)
+    g = np.zeros(P, np.float32)   # the premise: a finite loss, and inf only in dW2's row `unit`
+    assert np.isnan(cb.batch_gradient(params, g, sizes, acts, C.CE, X, Y, None, rows, ws))
+    row = slice(20 * 64 + 64 + unit * 32, 20 * 64 + 64 + (unit + 1) * 32)
+    inside = np.zeros(P, bool)
+    inside[row] = True
+    assert np.isinf(g[inside]).any() and np.isfinite(g[~inside]).all()
+    monkeypatch.setenv("PYNET_SPLIT_FALLBACK_AT", "0")   # the split path, whatever the box's load
+    for nt in (1, 2):
+        threads(nt)
+        p, st = params.copy(), np.full(2 * P, 0.5, np.float32)
+        value = cb.train_epoch(p, np.zeros(P, np.float32), sizes, acts, C.CE, X, Y, None, rows, 32, C.SGD,
+                               np.array([0.05, 0.9, 0, 1e-4, 0.9, 0.999, 1e-8]), st, np.zeros(1, np.int64), ws,
+                               np.zeros(0, np.int64), np.zeros(0))
+        assert np.isnan(value)
+        np.testing.assert_array_equal(p, params)
+        np.testing.assert_array_equal(st, np.full(2 * P, 0.5, np.float32))
