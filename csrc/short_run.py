@@ -1,6 +1,4 @@
 """A short training run through the C backend, for valgrind (see csrc/sanitize.sh and docs/performance.md)."""
-import os
-
 import numpy as np
 
 import kernels
@@ -25,15 +23,6 @@ for dtype in (np.float32, np.float64):
                                  np.zeros(63, np.int64), np.zeros(3))
         steps = k.train_gd(params, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, opt, hyper, state, step,
                            1e-9, 5, np.zeros(C.train_workspace_size(sizes, 101), dtype), np.zeros(5), np.zeros(1))
-        # batch 64: the small-network epoch split over two threads, then its switch to one thread mid-epoch
-        k.set_num_threads(2)
-        for fallback in ("", "1"):
-            os.environ["PYNET_SPLIT_FALLBACK_AT"] = fallback or "0"
-            loss = k.train_epoch(params, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None,
-                                 rng.permutation(101).astype(np.int64), 64, opt, hyper, state, step,
-                                 np.zeros(C.train_workspace_size(sizes, 64), dtype),
-                                 np.zeros(63, np.int64), np.zeros(3))
-        del os.environ["PYNET_SPLIT_FALLBACK_AT"]
     out = np.zeros((101, 3), dtype)
     k.predict(params, sizes, acts, X, out, 32, np.zeros(C.predict_workspace_size(sizes, 32), dtype))
     A = rng.standard_normal((300, 270)).astype(dtype)
