@@ -616,7 +616,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                 const int64_t ni = sizes[l], no = sizes[l + 1];
                 const int relu = acts[l - 1] == ACT_RELU;   /* its backward fused into dX's stores */
                 SFX(gemm_core)(nr, ni, no, D[l] + r0 * no, no, 1, params + woff[l], 1, no, D[l - 1] + r0 * ni, ni, 0,
-                               NULL, 0, relu ? hh[l] : NULL, &nt->pk, NULL, NULL);
+                               NULL, 0, relu ? hh[l] : NULL, &nt->pk, NULL);
                 if (!relu)
                     SFX(pynet_activation_backward)((int)acts[l - 1], nr * ni, hh[l], D[l - 1] + r0 * ni,
                                                    D[l - 1] + r0 * ni);
@@ -654,7 +654,7 @@ static double SFX(epoch_split)(REAL *params, REAL *grads, int64_t L, const int64
                 const int64_t i0 = ni * tid / nth, i1 = ni * (tid + 1) / nth;
                 REAL *dW = grads + woff[l], *db = dW + ni * no;
                 SFX(gemm_core)(i1 - i0, no, rows, h[l] + i0, 1, ni, D[l], no, 1, dW + i0 * no, no, 0, NULL, 0, NULL,
-                               &nt->pk, NULL, NULL);
+                               &nt->pk, NULL);
                 bad |= SFX(grads_nonfinite)((i1 - i0) * no, dW + i0 * no);
                 const int64_t nb16 = no / 16, q0 = nb16 * tid / nth, q1 = nb16 * (tid + 1) / nth;
                 for (int64_t jb = q0; jb < q1; ++jb)
