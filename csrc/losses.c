@@ -13,12 +13,9 @@ static double SFX(weight_sum)(int64_t n, const REAL *sw)
     return s;
 }
 
-/* The loss cores below run rows [0, n) of the pointers given, with inv = 1 / (the whole batch's weight sum);
- * terms (not NULL) gets each row's contribution to the sum they return, so that a batch computed in row
- * ranges (train_epoch's two-thread path) adds them up in the serial order: the same bits. */
-static double SFX(softmax_ce_rows)(int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw, REAL *dZ,
-                                   double inv, double *terms)
+double SFX(pynet_softmax_cross_entropy)(int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw, REAL *dZ)
 {
+    const double inv = 1.0 / SFX(weight_sum)(n, sw);
     double loss = 0;
     for (int64_t r = 0; r < n; ++r) {
         const REAL *z = Z + r * k, *y = Y + r * k;
@@ -38,21 +35,15 @@ static double SFX(softmax_ce_rows)(int64_t n, int64_t k, const REAL *Z, const RE
             /* softmax + cross-entropy: the Jacobian collapses to P − Y */
             dz[j] = (REAL)((R_EXP(logp) - y[j]) * wn);
         }
-        if (terms)
-            terms[r] = wn * row;
         loss += wn * row;
     }
     return loss;
 }
 
-double SFX(pynet_softmax_cross_entropy)(int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw, REAL *dZ)
+double SFX(pynet_sigmoid_binary_cross_entropy)(int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw,
+                                               REAL *dZ)
 {
-    return SFX(softmax_ce_rows)(n, k, Z, Y, sw, dZ, 1.0 / SFX(weight_sum)(n, sw), NULL);
-}
-
-static double SFX(sigmoid_bce_rows)(int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw, REAL *dZ,
-                                    double inv, double *terms)
-{
+    const double inv = 1.0 / SFX(weight_sum)(n, sw);
     double loss = 0;
     for (int64_t r = 0; r < n; ++r) {
         const REAL *z = Z + r * k, *y = Y + r * k;
@@ -67,21 +58,12 @@ static double SFX(sigmoid_bce_rows)(int64_t n, int64_t k, const REAL *Z, const R
             const REAL sig = (z[j] >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
             dz[j] = (REAL)((sig - y[j]) * g);
         }
-        if (terms)
-            terms[r] = wn * row;
         loss += wn * row;
     }
-    return loss;
+    return loss / (double)k;
 }
 
-double SFX(pynet_sigmoid_binary_cross_entropy)(int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw,
-                                               REAL *dZ)
-{
-    return SFX(sigmoid_bce_rows)(n, k, Z, Y, sw, dZ, 1.0 / SFX(weight_sum)(n, sw), NULL) / (double)k;
-}
-
-static double SFX(ssr_rows)(int64_t n, int64_t k, const REAL *Yhat, const REAL *Y, const REAL *sw, REAL *dYhat,
-                            double *terms)
+double SFX(pynet_ssr)(int64_t n, int64_t k, const REAL *Yhat, const REAL *Y, const REAL *sw, REAL *dYhat)
 {
     double loss = 0;
     for (int64_t r = 0; r < n; ++r) {
@@ -93,21 +75,14 @@ static double SFX(ssr_rows)(int64_t n, int64_t k, const REAL *Yhat, const REAL *
             dYhat[r * k + j] = d * w2;
             row += (double)d * d;
         }
-        if (terms)
-            terms[r] = w * row;
         loss += w * row;
     }
     return loss;
 }
 
-double SFX(pynet_ssr)(int64_t n, int64_t k, const REAL *Yhat, const REAL *Y, const REAL *sw, REAL *dYhat)
+double SFX(pynet_mse)(int64_t n, int64_t k, const REAL *Yhat, const REAL *Y, const REAL *sw, REAL *dYhat)
 {
-    return SFX(ssr_rows)(n, k, Yhat, Y, sw, dYhat, NULL);
-}
-
-static double SFX(mse_rows)(int64_t n, int64_t k, const REAL *Yhat, const REAL *Y, const REAL *sw, REAL *dYhat,
-                            double inv, double *terms)
-{
+    const double inv = 1.0 / SFX(weight_sum)(n, sw);
     double loss = 0;
     for (int64_t r = 0; r < n; ++r) {
         const double wn = (sw ? (double)sw[r] : 1.0) * inv;
@@ -118,16 +93,9 @@ static double SFX(mse_rows)(int64_t n, int64_t k, const REAL *Yhat, const REAL *
             dYhat[r * k + j] = d * g;
             row += (double)d * d;
         }
-        if (terms)
-            terms[r] = wn * row;
         loss += wn * row;
     }
-    return loss;
-}
-
-double SFX(pynet_mse)(int64_t n, int64_t k, const REAL *Yhat, const REAL *Y, const REAL *sw, REAL *dYhat)
-{
-    return SFX(mse_rows)(n, k, Yhat, Y, sw, dYhat, 1.0 / SFX(weight_sum)(n, sw), NULL) / (double)k;
+    return loss / (double)k;
 }
 
 double SFX(pynet_output_loss)(int act, int loss, int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw,
@@ -148,32 +116,4 @@ double SFX(pynet_output_loss)(int act, int loss, int64_t n, int64_t k, const REA
     else
         SFX(pynet_activation_backward)(act, n * k, A, dZ, dZ);
     return value;
-}
-
-/* The output layer on rows [0, n) of a batch whose weight sum is wsum (Σ sw, or its row count): A, dZ and
- * terms (each row's share of the loss sum) for those rows only. The loss is then Σ terms in row order,
- * divided by k for mse and bce: pynet_output_loss's bits. */
-static void SFX(output_loss_rows)(int act, int loss, int64_t n, int64_t k, const REAL *Z, const REAL *Y, const REAL *sw,
-                           double wsum, REAL *A, REAL *dZ, double *terms)
-{
-    if (act == ACT_SOFTMAX)
-        SFX(pynet_softmax)(n, k, Z, A);
-    else
-        SFX(pynet_activation_forward)(act, n * k, Z, A);
-    if (loss == LOSS_CE) {
-        SFX(softmax_ce_rows)(n, k, Z, Y, sw, dZ, 1.0 / wsum, terms);
-        return;
-    }
-    if (loss == LOSS_BCE) {
-        SFX(sigmoid_bce_rows)(n, k, Z, Y, sw, dZ, 1.0 / wsum, terms);
-        return;
-    }
-    if (loss == LOSS_SSR)
-        SFX(ssr_rows)(n, k, A, Y, sw, dZ, terms);
-    else
-        SFX(mse_rows)(n, k, A, Y, sw, dZ, 1.0 / wsum, terms);
-    if (act == ACT_SOFTMAX)
-        SFX(pynet_softmax_backward)(n, k, A, dZ, dZ);
-    else
-        SFX(pynet_activation_backward)(act, n * k, A, dZ, dZ);
 }
