@@ -502,38 +502,27 @@ static int SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_
         }
         const int64_t nq = SFX(ceil_div)(n, NR);
 #ifdef _OPENMP
-        if (force == 0 && nt > 1 && nq < 2 * nt) {
-            /* too few column panels to share (the wide network's 1024→10 layer: Z = H·W and dW = Hᵀ·dZ): threads
-             * take row ranges of each panel instead, A read in place — the packed path packed all of A (2 MiB) for
-             * 10 columns, and so does no thread wait at a barrier */
-            const int64_t nr_ = 2 * nt, rows = SFX(ceil_div)(SFX(ceil_div)(m, nr_), PYNET_MR) * PYNET_MR;
+        /* too few column panels to share (the wide network's 1024→10 layer: Z = H·W and dW = Hᵀ·dZ): threads take
+         * row ranges of each panel instead, A read in place — the packed path packed all of A (2 MiB) for 10
+         * columns, and so does no thread wait at a barrier */
+        const int narrow = force == 0 && nt > 1 && nq < 2 * nt;
+#else
+        const int narrow = 0;
+#endif
+        if (narrow || force == 1 ||
+            (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
+            /* work units: each NR-wide column panel, in `parts` row ranges of a multiple of MR rows */
+            const int64_t parts = narrow ? 2 * nt : 1, rows = SFX(ceil_div)(SFX(ceil_div)(m, parts), PYNET_MR) * PYNET_MR;
             int b = 0;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b)
-            for (int64_t u = 0; u < nq * nr_; ++u) {
-                const int64_t q = u / nr_, r0 = u % nr_ * rows;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b) if (nt > 1)
+#endif
+            for (int64_t u = 0; u < nq * parts; ++u) {
+                const int64_t q = u / parts, r0 = u % parts * rows;
                 if (r0 < m)
                     b |= SFX(gemm_panel)(q, r0, PYNET_MIN(m, r0 + rows), n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta,
                                          bias, relu, mask, bad != NULL);
             }
-            if (bad)
-                *bad = b;
-            return 0;
-        }
-#endif
-        if (force == 1 || (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
-            int b = 0;
-#ifdef _OPENMP
-            if (nt > 1) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b)
-                for (int64_t q = 0; q < nq; ++q)
-                    b |= SFX(gemm_panel)(q, 0, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
-                if (bad)
-                    *bad = b;
-                return 0;
-            }
-#endif
-            for (int64_t q = 0; q < nq; ++q)
-                b |= SFX(gemm_panel)(q, 0, m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask, bad != NULL);
             if (bad)
                 *bad = b;
             return 0;
