@@ -26,6 +26,9 @@ Design notes (why, not what)
   results do not depend on the thread count. Parallel
   regions (one ``prange``) let threads claim work units from an atomic counter. Packing scratch is
   allocated once per fused call (epoch).
+* train_epoch on large batches (MNIST-shaped) gathers the next batch's rows into a second buffer on the
+  second thread while the first runs the small layers above the first one (:func:`_upper_and_gather`):
+  that stretch was serial, and the gather (random rows, DRAM-bound) stalled both cores. Same bits.
 * Compile time: Numba specialises a callee on every *constant* argument (``f(x, True)`` and
   ``f(x, False)`` compile twice, with everything they call); call sites pass constants through
   :func:`_rt`. The public wrappers normalise what they pass (read-only inputs aliased as writable,
@@ -1081,7 +1084,15 @@ def _gather(X, Y, sw, has_sw, order, start, Xb, Yb, swb):
             for j in range(0, n0 + line, line):  # every line the row touches, whatever its alignment
                 _prefetch(X, src * n0 + min(j, n0 - 1))
             _prefetch(Y, src * k)
-    for r in range(nb):
+    _gather_rows(X, Y, sw, has_sw, order, start, Xb, Yb, swb, 0, nb)
+
+
+@njit(**_JIT)
+def _gather_rows(X, Y, sw, has_sw, order, start, Xb, Yb, swb, r0, r1):
+    """Rows r0..r1 of the batch: X[order[start + r]] into Xb[r] (and Y, sw likewise)."""
+    n0 = Xb.shape[1]
+    k = Yb.shape[1]
+    for r in range(r0, r1):
         src = order[start + r]
         xs = X[src]
         xd = Xb[r]
@@ -1108,15 +1119,30 @@ def _net_scratch(sizes, n, like, slots):
     return np.empty(la, like.dtype), np.empty(lb, like.dtype)
 
 
-@njit(**_JIT)
-def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par):
-    """Forward, output loss and backward on rows X0 into grads; the loss, NaN if the gradient overflowed.
+#: The next batch's gather runs beside the layers above the first (see :func:`_gradient`) when it copies at
+#: least this many elements: smaller ones cost less than the parallel region's start.
+OVERLAP_ELEMS = 1 << 16
 
-    Workspace (per contract.train_workspace_size, regions sized for bs rows): activations of layers
-    0..L | Y | sw | G1 | G2. Layer 0's region is unused when X0 is the caller's X (train_gd).
-    """
+
+@njit(**_JIT)
+def _overlap_ok(sizes, rows, par):
+    """Whether train_epoch gathers the next batch during :func:`_upper`: two thread slots or more, a large
+    gather (rows·n0 ≥ OVERLAP_ELEMS: the MNIST-shaped 128 × 784) and every product above the first layer on
+    the serial direct path, so that _upper runs on one thread whatever happens (the 128→10 layer)."""
+    if par < 2 or rows * sizes[0] < OVERLAP_ELEMS:
+        return False
+    for l in range(1, sizes.shape[0] - 1):
+        if 2 * rows * sizes[l] * sizes[l + 1] >= DIRECT_FLOPS:
+            return False
+    return True
+
+
+@njit(**_JIT)
+def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, par):
+    """Everything between the first layer's forward and its backward, on n rows whose first hidden
+    activations are in their workspace region: forward through layers 1..L−1, the output loss, the dead-unit
+    monitor, backward through layers L−1..1. Returns (loss, offset of the region holding dZ of layer 0)."""
     L = sizes.shape[0] - 1
-    n = X0.shape[0]
     widest = 0
     for q in range(L + 1):
         widest = max(widest, sizes[q])
@@ -1127,9 +1153,10 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
     g1 = tail
     g2 = tail + bs * widest
     # forward: hidden activations in place over Z
-    H = X0
     off = bs * sizes[0]
-    for l in range(L):
+    H = _region(ws, off, n, sizes[1])
+    off += bs * sizes[1]
+    for l in range(1, L):
         W, b = _layer(params, sizes, l)
         Z = _region(ws, off, n, sizes[l + 1])
         _dense_forward(H, W, b, Z, acts[l] if l < L - 1 else -1, Ap, Bp, par)
@@ -1140,7 +1167,7 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
     D = _region(ws, g2, n, k)
     value = _output_loss(acts[L - 1], loss, H, Yb, swb, has_sw, A, D)
     if not np.isfinite(value):
-        return value
+        return value, g2
     if alive.shape[0] > 0:
         off = bs * sizes[0]
         u = 0
@@ -1153,21 +1180,66 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
                         alive[u + j] = 1
             u += sizes[l]
             off += bs * sizes[l]
-    # backward: D holds dZ of layer l; dX goes to the other gradient buffer
+    # backward: the region at cur holds dZ of layer l; dX goes to the other gradient buffer
     cur = g2
-    for l in range(L - 1, -1, -1):
+    for l in range(L - 1, 0, -1):
         W, _ = _layer(params, sizes, l)
         dW, db = _layer(grads, sizes, l)
         dZ = _region(ws, cur, n, sizes[l + 1])
-        if l > 0:
-            Hin = _region(ws, bs * _sum_first(sizes, l), n, sizes[l])
-            nxt = g1 if cur == g2 else g2
-            dX = _region(ws, nxt, n, sizes[l])
-            _dense_backward(Hin, W, dZ, dW, db, dX, _rt(True), Ap, Bp, par)
-            _act_backward(acts[l - 1], Hin, dX, dX)
-            cur = nxt
-        else:
-            _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, par)
+        Hin = _region(ws, bs * _sum_first(sizes, l), n, sizes[l])
+        nxt = g1 if cur == g2 else g2
+        dX = _region(ws, nxt, n, sizes[l])
+        _dense_backward(Hin, W, dZ, dW, db, dX, _rt(True), Ap, Bp, par)
+        _act_backward(acts[l - 1], Hin, dX, dX)
+        cur = nxt
+    return value, cur
+
+
+@njit(parallel=True, **_JIT)
+def _upper_and_gather(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, nx):
+    """:func:`_upper` on one thread (serially: par 1) while the threads gather the next batch in chunks of
+    8 rows claimed from a counter, the first joining once _upper is done. Writes (loss, dZ offset) to nx's
+    box. The gather is DRAM-bound (random rows) and _upper a serial stretch in which the second core idled;
+    the operations and their order are unchanged, so are the bits."""
+    X, Y, sw, order, nstart, nnext, Xn, Yn, swn, box, counter = nx
+    counter[0] = 0
+    for t in prange(2):
+        if t == 0:
+            value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp,
+                                _rt(1))
+            box[0] = value
+            box[1] = cur
+        u = _claim(counter)
+        while 8 * u < nnext:
+            _gather_rows(X, Y, sw, has_sw, order, nstart, Xn, Yn, swn, 8 * u, min(8 * u + 8, nnext))
+            u = _claim(counter)
+
+
+@njit(**_JIT)
+def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par, nx):
+    """Forward, output loss and backward on rows X0 into grads; the loss, NaN if the gradient overflowed.
+
+    Workspace (per contract.train_workspace_size, regions sized for bs rows): activations of layers
+    0..L | Y | sw | G1 | G2. Layer 0's region is unused when X0 is not in it (train_gd, train_epoch's spare
+    buffer). nx (see :func:`_upper_and_gather`): when its row count nnext > 0, the next batch is gathered
+    during the layers above the first.
+    """
+    L = sizes.shape[0] - 1
+    n = X0.shape[0]
+    W, b = _layer(params, sizes, 0)
+    _dense_forward(X0, W, b, _region(ws, bs * sizes[0], n, sizes[1]), acts[0] if L > 1 else -1, Ap, Bp, par)
+    if nx[5] > 0:
+        _upper_and_gather(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, nx)
+        box = nx[9]
+        value = box[0]
+        cur = int(box[1])
+    else:
+        value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, par)
+    if not np.isfinite(value):
+        return value
+    dW, db = _layer(grads, sizes, 0)
+    dZ = _region(ws, cur, n, sizes[1])
+    _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, par)
     # an overflowing gradient is divergence too: x − x is NaN exactly for ±inf and NaN
     bad = 0
     for q in range(grads.shape[0]):
@@ -1178,10 +1250,10 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
 
 @njit(**_JIT)
 def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, state, step, ws, bs,
-          alive, grad_sq, Ap, Bp, par):
+          alive, grad_sq, Ap, Bp, par, nx):
     """One forward/loss/backward/update on rows X0; (loss, max|Δ|), no update if the loss or the
     gradient is not finite."""
-    value = _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par)
+    value = _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par, nx)
     if not np.isfinite(value):
         return value, np.inf
     L = sizes.shape[0] - 1
@@ -1214,6 +1286,12 @@ def _sum_first(sizes, l):
 
 
 @njit(**_JIT)
+def _no_next(X, Y, sw, order):
+    """The gather job of a step that gathers nothing ahead (see :func:`_upper_and_gather`)."""
+    return (X, Y, sw, order, _rt(0), _rt(0), X, Y, sw, np.zeros(2), np.zeros(1, np.int64))
+
+
+@njit(**_JIT)
 def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch_size, opt, hyper,
                  state, step, ws, alive, grad_sq, par):
     m = perm.shape[0]
@@ -1221,23 +1299,42 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
     L = sizes.shape[0] - 1
     n0 = sizes[0]
     k = sizes[L]
-    oy = bs * _sum_first(sizes, L + 1)
-    osw = oy + bs * k
     total = 0.0
     rows = 0
     Ap, Bp = _net_scratch(sizes, bs, ws, par)  # GEMM packing buffers: allocated once per epoch
+    # Batches alternate between the workspace's X | Y | sw regions and a spare set when the next batch is
+    # gathered during the step (:func:`_overlap_ok`); both are laid out at base + (0, bs·n0, bs·(n0 + k)).
+    ov = _overlap_ok(sizes, bs, par)
+    spare = np.empty(bs * (n0 + k + 1) if ov else 0, ws.dtype)
+    box = np.zeros(2)
+    counter = np.zeros(1, np.int64)
+    oy = bs * _sum_first(sizes, L + 1)
+    osw = oy + bs * k
+    in_spare = False  # where the current batch is
+    ready = False     # whether it is already gathered
     for start in range(0, m, bs):
         nb = min(bs, m - start)
-        Xb = _region(ws, _rt(0), nb, n0)
-        Yb = _region(ws, oy, nb, k)
-        swb = ws[osw:osw + nb]
-        _gather(X, Y, sw, has_sw, perm, start, Xb, Yb, swb)
+        nnext = min(bs, m - start - nb) if ov else 0
+        cur = spare if in_spare else ws
+        alt = ws if in_spare else spare
+        cy, csw = (bs * n0, bs * (n0 + k)) if in_spare else (oy, osw)
+        ay, asw = (oy, osw) if in_spare else (bs * n0, bs * (n0 + k))
+        Xb = _region(cur, _rt(0), nb, n0)
+        Yb = _region(cur, cy, nb, k)
+        swb = cur[csw:csw + nb]
+        if not ready:
+            _gather(X, Y, sw, has_sw, perm, start, Xb, Yb, swb)
+        nx = (X, Y, sw, perm, start + nb, nnext, _region(alt, _rt(0), nnext, n0), _region(alt, ay, nnext, k),
+              alt[asw:asw + nnext], box, counter)
         value, _ = _step(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, opt, hyper, state, step,
-                         ws, bs, alive, grad_sq, Ap, Bp, par)
+                         ws, bs, alive, grad_sq, Ap, Bp, par, nx)
         if not np.isfinite(value):
             return value
         total += value if loss == SSR else value * nb
         rows += nb
+        ready = nnext > 0
+        if ready:
+            in_spare = not in_spare
     return total if loss == SSR or rows == 0 else total / rows
 
 
@@ -1256,7 +1353,7 @@ def _batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, has_sw, rows, ws
     _gather(X, Y, sw, has_sw, rows, 0, Xb, Yb, swb)
     Ap, Bp = _net_scratch(sizes, m, ws, par)  # packing buffers: once per call (one call per step)
     return _gradient(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, ws, m, np.zeros(0, np.int64),
-                     Ap, Bp, par)
+                     Ap, Bp, par, _no_next(X, Y, sw, rows))
 
 
 @njit(**_JIT)
@@ -1266,9 +1363,10 @@ def _train_gd(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, st
     no_grad = np.zeros(0, np.float64)
     bs = X.shape[0]
     Ap, Bp = _net_scratch(sizes, bs, ws, par)
+    nx = _no_next(X, Y, sw, no_alive)
     for s in range(max_steps):
         value, moved = _step(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, state, step,
-                             ws, bs, no_alive, no_grad, Ap, Bp, par)
+                             ws, bs, no_alive, no_grad, Ap, Bp, par, nx)
         losses[s] = value
         last_step[0] = moved
         if not np.isfinite(value) or moved < tol:

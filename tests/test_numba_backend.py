@@ -124,6 +124,34 @@ def test_empty_permutation_is_a_no_op(dtype):
     assert np.array_equal(args[0], params)
 
 
+@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
+def test_epoch_gathering_the_next_batch_during_the_step(opt_name, dtype):
+    """Batches of ≥ OVERLAP_ELEMS elements whose layers above the first are small: with two thread slots the
+    next batch is gathered during the step into a second buffer. Same bits as one thread, where it is not,
+    and the reference's answer; a partial last batch, sample weights and both monitors included."""
+    rng = np.random.default_rng(21)
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, [600, 40, 7], C.RELU, C.SOFTMAX, C.CE, 3 * 128 + 37,
+                                            weighted=True)
+    perm = rng.permutation(3 * 128 + 37).astype(np.int64)
+    args = epoch_args(sizes, acts, C.CE, params, X, Y, sw, perm, 128, opt_name)
+    be = kernels.load("numba")
+    out = {}
+    try:
+        for threads in (1, 2):
+            be.set_num_threads(threads)
+            assert bool(nb._overlap_ok(sizes, 128, nb._par())) == (threads == 2)
+            got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            out[threads] = (be.train_epoch(*got), got)
+    finally:
+        be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
+    for i in (0, 12, 13, 15, 16):
+        assert np.array_equal(out[1][1][i], out[2][1][i]), f"argument {i} differs between 1 and 2 threads"
+    assert out[1][0] == out[2][0]
+    ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    r = kernels.load("numpy").train_epoch(*ref)
+    assert_epoch_close(r, out[2][0], ref, out[2][1], dtype)
+
+
 def test_non_finite_loss_stops_without_update(dtype):
     rng = np.random.default_rng(4)
     sizes, acts, params, X, Y, sw = problem(rng, dtype, [4, 6, 2], C.RELU, C.IDENTITY, C.MSE, 12)
