@@ -1048,6 +1048,90 @@ def _adam(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay):
 
 # --------------------------------------------------------------------------- fused kernels
 @njit(**_JIT)
+def _update(params, grads, opt, hyper, state, t):
+    """The optimizer step of fused training over params (state: velocity, or Adam's m | v); max|Δ|."""
+    P = params.shape[0]
+    if opt == ADAM:
+        return _adam(params, grads, state[:P], state[P:], t, hyper[0], hyper[4], hyper[5], hyper[6], hyper[3])
+    return _sgd(params, grads, state[:P], hyper[0], hyper[1], int(hyper[2]) != 0, hyper[3])
+
+
+#: Elementwise passes over the parameters (the gradient check, the optimizer step) split over the threads
+#: from this many elements (the MNIST-shaped 101,770): two halves of a 100 K pass took 23 µs against 33 µs.
+ELEM_PAR = 1 << 15
+#: ... in this many chunks, claimed from a counter (a thread the OS deschedules holds up no fixed share).
+ELEM_CHUNKS = 8
+
+
+@njit(**_JIT)
+def _chunk(n, c):
+    """Bounds of chunk c of ELEM_CHUNKS over n elements (multiples of 16 but for the last)."""
+    step = (n + 16 * ELEM_CHUNKS - 1) // (16 * ELEM_CHUNKS) * 16
+    return min(n, c * step), min(n, (c + 1) * step)
+
+
+@njit(**_JIT)
+def _nonfinite(x):
+    bad = 0
+    for q in range(x.shape[0]):
+        d = x[q] - x[q]  # x − x is NaN exactly for ±inf and NaN
+        bad |= d != d
+    return bad
+
+
+@njit(parallel=True, **_JIT)
+def _nonfinite_par(x, out):
+    counter = np.zeros(1, np.int64)
+    for t in prange(2):
+        c = _claim(counter)
+        while c < ELEM_CHUNKS:
+            lo, hi = _chunk(x.shape[0], c)
+            out[c] = _nonfinite(x[lo:hi])
+            c = _claim(counter)
+
+
+@njit(**_JIT)
+def _any_nonfinite(x, par):
+    """Whether x holds an inf or NaN; split over the threads for a long x."""
+    if par > 1 and x.shape[0] >= ELEM_PAR:
+        out = np.zeros(ELEM_CHUNKS, np.int64)
+        _nonfinite_par(x, out)
+        return out.max() > 0
+    return _nonfinite(x) > 0
+
+
+@njit(parallel=True, **_JIT)
+def _update_chunks(params, grads, opt, hyper, state, t, out):
+    P = params.shape[0]
+    counter = np.zeros(1, np.int64)
+    for u in prange(2):
+        c = _claim(counter)
+        while c < ELEM_CHUNKS:
+            lo, hi = _chunk(P, c)
+            if opt == ADAM:
+                out[c] = _adam(params[lo:hi], grads[lo:hi], state[lo:hi], state[P + lo:P + hi], t, hyper[0],
+                               hyper[4], hyper[5], hyper[6], hyper[3])
+            else:
+                out[c] = _sgd(params[lo:hi], grads[lo:hi], state[lo:hi], hyper[0], hyper[1], int(hyper[2]) != 0,
+                              hyper[3])
+            c = _claim(counter)
+
+
+@njit(**_JIT)
+def _update_par(params, grads, opt, hyper, state, t):
+    """:func:`_update` in chunks over the threads: elementwise, so the same bits; max|Δ| the chunks' max
+    (NaN if any chunk's is: max would drop it)."""
+    out = np.zeros(ELEM_CHUNKS)
+    _update_chunks(params, grads, opt, hyper, state, t, out)
+    moved = 0.0
+    for c in range(ELEM_CHUNKS):
+        if out[c] != out[c]:
+            return np.nan
+        moved = max(moved, out[c])
+    return moved
+
+
+@njit(**_JIT)
 def _layer(params, sizes, l):
     """Views W_l (n_{l}×n_{l+1}) and b_l of layer l (0-based) in the flat buffer."""
     off = 0
@@ -1240,12 +1324,7 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
     dW, db = _layer(grads, sizes, 0)
     dZ = _region(ws, cur, n, sizes[1])
     _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, par)
-    # an overflowing gradient is divergence too: x − x is NaN exactly for ±inf and NaN
-    bad = 0
-    for q in range(grads.shape[0]):
-        d = grads[q] - grads[q]
-        bad |= d != d
-    return np.nan if bad else value
+    return np.nan if _any_nonfinite(grads, par) else value  # an overflowing gradient is divergence too
 
 
 @njit(**_JIT)
@@ -1267,14 +1346,11 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
                     x = float(row[j])
                     s += x * x
             grad_sq[l] += s
-    P = params.shape[0]
     if opt == ADAM:
         step[0] += 1
-        moved = _adam(params, grads, state[:P], state[P:], step[0], hyper[0], hyper[4], hyper[5],
-                      hyper[6], hyper[3])
-    else:
-        moved = _sgd(params, grads, state[:P], hyper[0], hyper[1], int(hyper[2]) != 0, hyper[3])
-    return value, moved
+    if par > 1 and params.shape[0] >= ELEM_PAR:
+        return value, _update_par(params, grads, opt, hyper, state, step[0])
+    return value, _update(params, grads, opt, hyper, state, step[0])
 
 
 @njit(**_JIT)

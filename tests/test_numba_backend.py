@@ -124,16 +124,23 @@ def test_empty_permutation_is_a_no_op(dtype):
     assert np.array_equal(args[0], params)
 
 
-@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
-def test_epoch_gathering_the_next_batch_during_the_step(opt_name, dtype):
+@pytest.mark.parametrize("opt_name, lr", [("momentum", 0.02), ("adam", 0.02), ("momentum", None)],
+                         ids=["momentum", "adam", "diverging"])
+def test_epoch_gathering_the_next_batch_during_the_step(opt_name, lr, dtype):
     """Batches of ≥ OVERLAP_ELEMS elements whose layers above the first are small: with two thread slots the
-    next batch is gathered during the step into a second buffer. Same bits as one thread, where it is not,
-    and the reference's answer; a partial last batch, sample weights and both monitors included."""
+    next batch is gathered during the step into a second buffer, and the gradient check and the optimizer
+    step (≥ ELEM_PAR parameters) run in chunks over the threads. Same bits as one thread, where none of it
+    happens, and the reference's answer; a partial last batch, sample weights, both monitors, and a run
+    that diverges (stopped with no update at the same step) included."""
     rng = np.random.default_rng(21)
-    sizes, acts, params, X, Y, sw = problem(rng, dtype, [600, 40, 7], C.RELU, C.SOFTMAX, C.CE, 3 * 128 + 37,
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, [600, 60, 7], C.RELU, C.SOFTMAX, C.CE, 3 * 128 + 37,
                                             weighted=True)
+    assert params.shape[0] >= nb.ELEM_PAR
+    diverging = lr is None
+    if diverging:  # steps that overflow the dtype within a few batches
+        lr = 1e30 if dtype == np.float32 else 1e300
     perm = rng.permutation(3 * 128 + 37).astype(np.int64)
-    args = epoch_args(sizes, acts, C.CE, params, X, Y, sw, perm, 128, opt_name)
+    args = epoch_args(sizes, acts, C.CE, params, X, Y, sw, perm, 128, opt_name, lr)
     be = kernels.load("numba")
     out = {}
     try:
@@ -146,10 +153,15 @@ def test_epoch_gathering_the_next_batch_during_the_step(opt_name, dtype):
         be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
     for i in (0, 12, 13, 15, 16):
         assert np.array_equal(out[1][1][i], out[2][1][i]), f"argument {i} differs between 1 and 2 threads"
-    assert out[1][0] == out[2][0]
+    assert np.array_equal(out[1][0], out[2][0], equal_nan=True)  # the diverging run: NaN on both
     ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     r = kernels.load("numpy").train_epoch(*ref)
-    assert_epoch_close(r, out[2][0], ref, out[2][1], dtype)
+    if diverging:
+        assert not np.isfinite(out[2][0]) and not np.isfinite(r)
+        assert np.array_equal(out[2][1][13], ref[13])  # stopped after as many steps as the reference
+        assert np.all(np.isfinite(out[2][1][0]))       # and the diverging step was not applied
+    else:
+        assert_epoch_close(r, out[2][0], ref, out[2][1], dtype)
 
 
 def test_non_finite_loss_stops_without_update(dtype):
