@@ -29,6 +29,7 @@ Design notes (why, not what)
 * train_epoch on large batches (MNIST-shaped) gathers the next batch's rows into a second buffer on the
   second thread while the first runs the small layers above the first one (:func:`_upper_and_gather`):
   that stretch was serial, and the gather (random rows, DRAM-bound) stalled both cores. Same bits.
+  The gradient check and the optimizer step over ≥ ELEM_PAR parameters run in chunks over the threads.
 * Compile time: Numba specialises a callee on every *constant* argument (``f(x, True)`` and
   ``f(x, False)`` compile twice, with everything they call); call sites pass constants through
   :func:`_rt`. The public wrappers normalise what they pass (read-only inputs aliased as writable,
