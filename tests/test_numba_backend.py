@@ -164,6 +164,36 @@ def test_epoch_gathering_the_next_batch_during_the_step(opt_name, lr, dtype):
         assert_epoch_close(r, out[2][0], ref, out[2][1], dtype)
 
 
+@pytest.mark.parametrize("net", range(len(NETS)))
+def test_overlapped_epoch_across_activations_and_losses(net, dtype):
+    """The overlapped gather with every output / loss pairing and two hidden layers above the first (the
+    layers run beside the gather): the same bits as one thread, the reference's answer."""
+    hidden, out, loss = NETS[net]
+    rng = np.random.default_rng(300 + net)
+    sizes, acts, params, X, Y, sw = problem(rng, dtype, [300, 24, 9, 1 if loss == C.BCE else 4], hidden, out,
+                                            loss, 2 * 256 + 17, weighted=net % 2 == 0)
+    perm = rng.permutation(2 * 256 + 17).astype(np.int64)
+    lr = 0.02 / 64 if loss == C.SSR else 0.02
+    args = epoch_args(sizes, acts, loss, params, X, Y, sw, perm, 256, "nesterov", lr)
+    be = kernels.load("numba")
+    out_ = {}
+    try:
+        for threads in (1, 2):
+            be.set_num_threads(threads)
+            assert bool(nb._overlap_ok(sizes, 256, nb._par())) == (threads == 2)
+            got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            out_[threads] = (be.train_epoch(*got), got)
+    finally:
+        be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
+    assert out_[1][0] == out_[2][0]
+    for i in (0, 12, 15, 16):
+        assert np.array_equal(out_[1][1][i], out_[2][1][i]), f"argument {i} differs between 1 and 2 threads"
+    ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    r = kernels.load("numpy").train_epoch(*ref)
+    assert np.isfinite(r)
+    assert_epoch_close(r, out_[2][0], ref, out_[2][1], dtype)
+
+
 def test_non_finite_loss_stops_without_update(dtype):
     rng = np.random.default_rng(4)
     sizes, acts, params, X, Y, sw = problem(rng, dtype, [4, 6, 2], C.RELU, C.IDENTITY, C.MSE, 12)
