@@ -124,6 +124,25 @@ def test_empty_permutation_is_a_no_op(dtype):
     assert np.array_equal(args[0], params)
 
 
+def epochs_on_1_and_2_threads(args, sizes, bs):
+    """train_epoch on copies of args with one thread, then two (where the next batch is gathered during the
+    step): {threads: (loss, args after)}."""
+    be = kernels.load("numba")
+    out = {}
+    try:
+        for threads in (1, 2):
+            be.set_num_threads(threads)
+            assert bool(nb._overlap_ok(sizes, bs, nb._par())) == (threads == 2)
+            got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            out[threads] = (be.train_epoch(*got), got)
+    finally:
+        be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
+    for i in (0, 12, 13, 15, 16):
+        assert np.array_equal(out[1][1][i], out[2][1][i]), f"argument {i} differs between 1 and 2 threads"
+    assert np.array_equal(out[1][0], out[2][0], equal_nan=True)  # a diverging run: NaN on both
+    return out
+
+
 @pytest.mark.parametrize("opt_name, lr", [("momentum", 0.02), ("adam", 0.02), ("momentum", None)],
                          ids=["momentum", "adam", "diverging"])
 def test_epoch_gathering_the_next_batch_during_the_step(opt_name, lr, dtype):
@@ -141,19 +160,7 @@ def test_epoch_gathering_the_next_batch_during_the_step(opt_name, lr, dtype):
         lr = 1e30 if dtype == np.float32 else 1e300
     perm = rng.permutation(3 * 128 + 37).astype(np.int64)
     args = epoch_args(sizes, acts, C.CE, params, X, Y, sw, perm, 128, opt_name, lr)
-    be = kernels.load("numba")
-    out = {}
-    try:
-        for threads in (1, 2):
-            be.set_num_threads(threads)
-            assert bool(nb._overlap_ok(sizes, 128, nb._par())) == (threads == 2)
-            got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-            out[threads] = (be.train_epoch(*got), got)
-    finally:
-        be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
-    for i in (0, 12, 13, 15, 16):
-        assert np.array_equal(out[1][1][i], out[2][1][i]), f"argument {i} differs between 1 and 2 threads"
-    assert np.array_equal(out[1][0], out[2][0], equal_nan=True)  # the diverging run: NaN on both
+    out = epochs_on_1_and_2_threads(args, sizes, 128)
     ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     r = kernels.load("numpy").train_epoch(*ref)
     if diverging:
@@ -175,23 +182,11 @@ def test_overlapped_epoch_across_activations_and_losses(net, dtype):
     perm = rng.permutation(2 * 256 + 17).astype(np.int64)
     lr = 0.02 / 64 if loss == C.SSR else 0.02
     args = epoch_args(sizes, acts, loss, params, X, Y, sw, perm, 256, "nesterov", lr)
-    be = kernels.load("numba")
-    out_ = {}
-    try:
-        for threads in (1, 2):
-            be.set_num_threads(threads)
-            assert bool(nb._overlap_ok(sizes, 256, nb._par())) == (threads == 2)
-            got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-            out_[threads] = (be.train_epoch(*got), got)
-    finally:
-        be.set_num_threads(nb.numba.config.NUMBA_NUM_THREADS)
-    assert out_[1][0] == out_[2][0]
-    for i in (0, 12, 15, 16):
-        assert np.array_equal(out_[1][1][i], out_[2][1][i]), f"argument {i} differs between 1 and 2 threads"
+    got = epochs_on_1_and_2_threads(args, sizes, 256)[2]
     ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     r = kernels.load("numpy").train_epoch(*ref)
     assert np.isfinite(r)
-    assert_epoch_close(r, out_[2][0], ref, out_[2][1], dtype)
+    assert_epoch_close(r, got[0], ref, got[1], dtype)
 
 
 def test_non_finite_loss_stops_without_update(dtype):
