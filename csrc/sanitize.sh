@@ -2,6 +2,8 @@
 # Build the C backend with AddressSanitizer + UndefinedBehaviorSanitizer in a scratch copy of the
 # tree and run the whole test suite against it, with the c backend (and the numpy reference). The normal in-place build is
 # left alone. Usage: csrc/sanitize.sh [extra pytest args]
+# tests/test_numba_backend.py is left out: no C code runs in it, and in the scratch copy it only recompiles the Numba
+# kernels from an empty cache under the preloaded sanitizer runtime (minutes of CI for nothing the sanitizers check).
 #
 # Valgrind on a short training run (documented in docs/performance.md, C backend section):
 #   python csrc/build_ffi.py && PYTHONMALLOC=malloc valgrind --error-exitcode=1 --leak-check=no \
@@ -19,4 +21,5 @@ PYNET_LDFLAGS="-fsanitize=address,undefined" python csrc/build_ffi.py > build.lo
 # Python itself is not instrumented: preload the runtime, ignore CPython's own allocations at exit
 LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-PYNET_TEST_BACKENDS=c,numpy PYNET_BACKEND=c python -m pytest -q -p no:cacheprovider tests "$@"
+PYNET_TEST_BACKENDS=c,numpy PYNET_BACKEND=c python -m pytest -q -p no:cacheprovider tests \
+  --ignore=tests/test_numba_backend.py "$@"
