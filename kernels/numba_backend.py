@@ -1049,12 +1049,11 @@ def _adam(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay):
 
 # --------------------------------------------------------------------------- fused kernels
 @njit(**_JIT)
-def _update(params, grads, opt, hyper, state, t):
-    """The optimizer step of fused training over params (state: velocity, or Adam's m | v); max|Δ|."""
-    P = params.shape[0]
+def _update_rows(params, grads, opt, hyper, s1, s2, t):
+    """The optimizer step over params (s1: the velocity or Adam's m, s2: Adam's v, alongside); max|Δ|."""
     if opt == ADAM:
-        return _adam(params, grads, state[:P], state[P:], t, hyper[0], hyper[4], hyper[5], hyper[6], hyper[3])
-    return _sgd(params, grads, state[:P], hyper[0], hyper[1], int(hyper[2]) != 0, hyper[3])
+        return _adam(params, grads, s1, s2, t, hyper[0], hyper[4], hyper[5], hyper[6], hyper[3])
+    return _sgd(params, grads, s1, hyper[0], hyper[1], int(hyper[2]) != 0, hyper[3])
 
 
 #: Elementwise passes over the parameters (the gradient check, the optimizer step) split over the threads
@@ -1109,19 +1108,18 @@ def _update_chunks(params, grads, opt, hyper, state, t, out):
         c = _claim(counter)
         while c < ELEM_CHUNKS:
             lo, hi = _chunk(P, c)
-            if opt == ADAM:
-                out[c] = _adam(params[lo:hi], grads[lo:hi], state[lo:hi], state[P + lo:P + hi], t, hyper[0],
-                               hyper[4], hyper[5], hyper[6], hyper[3])
-            else:
-                out[c] = _sgd(params[lo:hi], grads[lo:hi], state[lo:hi], hyper[0], hyper[1], int(hyper[2]) != 0,
-                              hyper[3])
+            out[c] = _update_rows(params[lo:hi], grads[lo:hi], opt, hyper, state[lo:hi], state[P + lo:P + hi], t)
             c = _claim(counter)
 
 
 @njit(**_JIT)
-def _update_par(params, grads, opt, hyper, state, t):
-    """:func:`_update` in chunks over the threads: elementwise, so the same bits; max|Δ| the chunks' max
+def _update(params, grads, opt, hyper, state, t, par):
+    """The optimizer step of fused training (state: the velocity, or Adam's m | v); max|Δ|. From ELEM_PAR
+    parameters in chunks over the threads: elementwise, so the same bits; max|Δ| is then the chunks' max
     (NaN if any chunk's is: max would drop it)."""
+    P = params.shape[0]
+    if par < 2 or P < ELEM_PAR:
+        return _update_rows(params, grads, opt, hyper, state[:P], state[P:], t)
     out = np.zeros(ELEM_CHUNKS)
     _update_chunks(params, grads, opt, hyper, state, t, out)
     moved = 0.0
@@ -1313,9 +1311,9 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
     n = X0.shape[0]
     W, b = _layer(params, sizes, 0)
     _dense_forward(X0, W, b, _region(ws, bs * sizes[0], n, sizes[1]), acts[0] if L > 1 else -1, Ap, Bp, par)
-    if nx[5] > 0:
+    nnext, box = nx[5], nx[9]  # the fields are named in _upper_and_gather
+    if nnext > 0:
         _upper_and_gather(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, nx)
-        box = nx[9]
         value = box[0]
         cur = int(box[1])
     else:
@@ -1349,9 +1347,7 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
             grad_sq[l] += s
     if opt == ADAM:
         step[0] += 1
-    if par > 1 and params.shape[0] >= ELEM_PAR:
-        return value, _update_par(params, grads, opt, hyper, state, step[0])
-    return value, _update(params, grads, opt, hyper, state, step[0])
+    return value, _update(params, grads, opt, hyper, state, step[0], par)
 
 
 @njit(**_JIT)
