@@ -24,8 +24,9 @@ Design notes (why, not what)
   MC×NT tile of C packs its rows of op(A). Each C element is summed by FMAs in k order (the panel and
   packed paths per KC block, blocks added in order, identically), whichever thread computes it, so
   results do not depend on the thread count. Parallel
-  regions (one ``prange``) let threads claim work units from an atomic counter. Packing scratch is
-  allocated once per fused call (epoch).
+  regions (one ``prange``) let threads claim work units from an atomic counter. Packing scratch and the
+  thread context ``th`` (see :func:`_context`: the work counter, the thread slots, per-chunk results) are
+  allocated once per fused call (epoch): nothing is allocated per step.
 * train_epoch on large batches (MNIST-shaped) gathers the next batch's rows into a second buffer on the
   second thread while the first runs the small layers above the first one (:func:`_upper_and_gather`):
   that stretch was serial, and the gather (random rows, DRAM-bound) stalled both cores. Same bits.
@@ -613,25 +614,27 @@ def _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj):
 
 @intrinsic
 def _claim(typingctx, counter):
-    """Atomically counter[0] += 1, returning the old value: threads claim work units one at a time."""
+    """Atomically counter[0] += 1 as a 64-bit integer, returning the old value: threads claim work units one
+    at a time. counter: int64, or a float64 context whose first slot holds the integer's bits (0.0 is 0)."""
     def codegen(context, builder, signature, args):
         ptr = context.make_array(counter)(context, builder, args[0]).data
+        ptr = builder.bitcast(ptr, ir.IntType(64).as_pointer())
         return builder.atomic_rmw("add", ptr, ir.Constant(ir.IntType(64), 1), "monotonic")
     return types.int64(counter), codegen
 
 
 @njit(parallel=True, **_JIT)
-def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, slots):
+def _gemm_par(phase, count, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, th):
     """The only parallel region (compiles once per dtype): each thread claims work units from a shared
     counter until none is left, so a thread the OS deschedules on this shared machine does not hold
     up the others with a fixed share (a static split made the region wait for it). Which thread runs
-    a unit never changes its result."""
-    nxt = np.zeros(1, np.int64)
-    for t in prange(slots):
-        u = _claim(nxt)
+    a unit never changes its result. th: the thread context (:func:`_context`), its counter reset here."""
+    th[0] = 0.0
+    for t in prange(_slots(th)):
+        u = _claim(th)
         while u < count:
             _gemm_work(phase, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
-            u = _claim(nxt)
+            u = _claim(th)
 
 
 #: Packing op(B) goes parallel only when it is this large (a parallel region costs a barrier).
@@ -639,13 +642,13 @@ PAR_PACK = 1 << 18
 
 
 @njit(**_JIT)
-def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, par):
+def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, th):
     """C = f(op(A)·op(B) (+ bias per column)), op = transpose where ta / tb, f the activation ``act``
     (-1: none). A, B, C are C-contiguous.
 
     op(B) is packed first (whole, zero-padded NR-column panels per k-block); then each MC×NT tile of C
     packs its own rows of op(A) and is summed over k in one fixed order, so the result does not depend
-    on the thread count. ``par`` is the number of thread slots in the scratch (1: serial); above
+    on the thread count. ``th``: the thread context (:func:`_context`; one slot: serial); above
     PAR_FLOPS the tiles run under one ``prange``.
     """
     n, m = C.shape
@@ -672,8 +675,8 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, par):
     Npad = ((m + nr - 1) // nr) * nr
     npan = Npad // nr
     if not tb and npan >= PANEL_MIN and n * K * C.itemsize <= PANEL_A_BYTES:
-        if par > 1:
-            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, act, par)
+        if _slots(th) > 1:
+            _gemm_par(3, npan, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, act, th)
         else:
             for u in range(npan):
                 _gemm_work(3, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, act)
@@ -683,15 +686,15 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, par):
     nq = (K + KC - 1) // KC
     ntj = (m + NT - 1) // NT
     ntiles = ((n + MC - 1) // MC) * ntj
-    parallel = par > 1 and 2 * n * m * K >= PAR_FLOPS
+    parallel = _slots(th) > 1 and 2 * n * m * K >= PAR_FLOPS
     nb = (Npad // nr) * nq
     if parallel and K * m >= PAR_PACK:
-        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, par)
+        _gemm_par(1, nb, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, th)
     else:
         for u in range(nb):
             _gemm_work(1, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
     if parallel and ntiles > 1:
-        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, par)
+        _gemm_par(2, ntiles, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj, th)
     else:
         for u in range(ntiles):
             _gemm_work(2, u, A, ta, B, tb, C, bias, use_bias, Ap, Bp, K, Npad, ntj)
@@ -721,18 +724,18 @@ def _layer_need(n, i, o, nr, slots):
 
 
 @njit(**_JIT)
-def _dense_forward(X, W, b, Z, act, Ap, Bp, par):
+def _dense_forward(X, W, b, Z, act, Ap, Bp, th):
     """Z = f(X·W + b), f the activation ``act`` (-1: none)."""
-    _gemm(X, _rt(False), W, _rt(False), Z, b, _rt(True), act, Ap, Bp, par)
+    _gemm(X, _rt(False), W, _rt(False), Z, b, _rt(True), act, Ap, Bp, th)
 
 
 @njit(**_JIT)
-def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, par):
+def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, th):
     """dW = Xᵀ·dZ, db = Σ_rows dZ, dX = dZ·Wᵀ (neither transpose is materialised: packing reads it)."""
-    _gemm(X, _rt(True), dZ, _rt(False), dW, db, _rt(False), _rt(-1), Ap, Bp, par)
+    _gemm(X, _rt(True), dZ, _rt(False), dW, db, _rt(False), _rt(-1), Ap, Bp, th)
     _colsum(dZ, db)
     if want_dx:
-        _gemm(dZ, _rt(False), W, _rt(True), dX, db, _rt(False), _rt(-1), Ap, Bp, par)
+        _gemm(dZ, _rt(False), W, _rt(True), dX, db, _rt(False), _rt(-1), Ap, Bp, th)
 
 
 # --------------------------------------------------------------------------- activations
@@ -1071,6 +1074,21 @@ def _chunk(n, c):
 
 
 @njit(**_JIT)
+def _context(slots):
+    """The thread context of one fused call, passed down to every parallel region (``th``): [0] the work
+    counter they claim from (an int64's bits, reset by each region), [1] the thread slots (1: serial),
+    [2:2 + ELEM_CHUNKS] per-chunk results. Allocated once per call, so that no step allocates."""
+    th = np.zeros(2 + ELEM_CHUNKS)
+    th[1] = slots
+    return th
+
+
+@njit(**_JIT)
+def _slots(th):
+    return int(th[1])
+
+
+@njit(**_JIT)
 def _nonfinite(x):
     bad = 0
     for q in range(x.shape[0]):
@@ -1080,53 +1098,53 @@ def _nonfinite(x):
 
 
 @njit(parallel=True, **_JIT)
-def _nonfinite_par(x, out):
-    counter = np.zeros(1, np.int64)
+def _nonfinite_par(x, th):
+    th[0] = 0.0
     for t in prange(2):
-        c = _claim(counter)
+        c = _claim(th)
         while c < ELEM_CHUNKS:
             lo, hi = _chunk(x.shape[0], c)
-            out[c] = _nonfinite(x[lo:hi])
-            c = _claim(counter)
+            th[2 + c] = _nonfinite(x[lo:hi])
+            c = _claim(th)
 
 
 @njit(**_JIT)
-def _any_nonfinite(x, par):
-    """Whether x holds an inf or NaN; split over the threads for a long x."""
-    if par > 1 and x.shape[0] >= ELEM_PAR:
-        out = np.zeros(ELEM_CHUNKS, np.int64)
-        _nonfinite_par(x, out)
-        return out.max() > 0
+def _any_nonfinite(x, th):
+    """Whether x holds an inf or NaN; split over the threads for a long x (chunk flags in th)."""
+    if _slots(th) > 1 and x.shape[0] >= ELEM_PAR:
+        _nonfinite_par(x, th)
+        return th[2:2 + ELEM_CHUNKS].max() > 0
     return _nonfinite(x) > 0
 
 
 @njit(parallel=True, **_JIT)
-def _update_chunks(params, grads, opt, hyper, state, t, out):
+def _update_chunks(params, grads, opt, hyper, state, t, th):
     P = params.shape[0]
-    counter = np.zeros(1, np.int64)
+    th[0] = 0.0
     for u in prange(2):
-        c = _claim(counter)
+        c = _claim(th)
         while c < ELEM_CHUNKS:
             lo, hi = _chunk(P, c)
-            out[c] = _update_rows(params[lo:hi], grads[lo:hi], opt, hyper, state[lo:hi], state[P + lo:P + hi], t)
-            c = _claim(counter)
+            th[2 + c] = _update_rows(params[lo:hi], grads[lo:hi], opt, hyper, state[lo:hi], state[P + lo:P + hi],
+                                     t)
+            c = _claim(th)
 
 
 @njit(**_JIT)
-def _update(params, grads, opt, hyper, state, t, par):
+def _update(params, grads, opt, hyper, state, t, th):
     """The optimizer step of fused training (state: the velocity, or Adam's m | v); max|Δ|. From ELEM_PAR
     parameters in chunks over the threads: elementwise, so the same bits; max|Δ| is then the chunks' max
     (NaN if any chunk's is: max would drop it)."""
     P = params.shape[0]
-    if par < 2 or P < ELEM_PAR:
+    if _slots(th) < 2 or P < ELEM_PAR:
         return _update_rows(params, grads, opt, hyper, state[:P], state[P:], t)
-    out = np.zeros(ELEM_CHUNKS)
-    _update_chunks(params, grads, opt, hyper, state, t, out)
+    _update_chunks(params, grads, opt, hyper, state, t, th)
     moved = 0.0
     for c in range(ELEM_CHUNKS):
-        if out[c] != out[c]:
+        mv = th[2 + c]
+        if mv != mv:
             return np.nan
-        moved = max(moved, out[c])
+        moved = max(moved, mv)
     return moved
 
 
@@ -1208,11 +1226,11 @@ OVERLAP_ELEMS = 1 << 16
 
 
 @njit(**_JIT)
-def _overlap_ok(sizes, rows, par):
+def _overlap_ok(sizes, rows, th):
     """Whether train_epoch gathers the next batch during :func:`_upper`: two thread slots or more, a large
     gather (rows·n0 ≥ OVERLAP_ELEMS: the MNIST-shaped 128 × 784) and every product above the first layer on
     the serial direct path, so that _upper runs on one thread whatever happens (the 128→10 layer)."""
-    if par < 2 or rows * sizes[0] < OVERLAP_ELEMS:
+    if _slots(th) < 2 or rows * sizes[0] < OVERLAP_ELEMS:
         return False
     for l in range(1, sizes.shape[0] - 1):
         if 2 * rows * sizes[l] * sizes[l + 1] >= DIRECT_FLOPS:
@@ -1221,7 +1239,7 @@ def _overlap_ok(sizes, rows, par):
 
 
 @njit(**_JIT)
-def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, par):
+def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, th):
     """Everything between the first layer's forward and its backward, on n rows whose first hidden
     activations are in their workspace region: forward through layers 1..L−1, the output loss, the dead-unit
     monitor, backward through layers L−1..1. Returns (loss, offset of the region holding dZ of layer 0)."""
@@ -1242,7 +1260,7 @@ def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, 
     for l in range(1, L):
         W, b = _layer(params, sizes, l)
         Z = _region(ws, off, n, sizes[l + 1])
-        _dense_forward(H, W, b, Z, acts[l] if l < L - 1 else -1, Ap, Bp, par)
+        _dense_forward(H, W, b, Z, acts[l] if l < L - 1 else -1, Ap, Bp, th)
         H = Z
         off += bs * sizes[l + 1]
     k = sizes[L]
@@ -1272,7 +1290,7 @@ def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, 
         Hin = _region(ws, bs * _sum_first(sizes, l), n, sizes[l])
         nxt = g1 if cur == g2 else g2
         dX = _region(ws, nxt, n, sizes[l])
-        _dense_backward(Hin, W, dZ, dW, db, dX, _rt(True), Ap, Bp, par)
+        _dense_backward(Hin, W, dZ, dW, db, dX, _rt(True), Ap, Bp, th)
         _act_backward(acts[l - 1], Hin, dX, dX)
         cur = nxt
     return value, cur
@@ -1280,26 +1298,26 @@ def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, 
 
 @njit(parallel=True, **_JIT)
 def _upper_and_gather(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, nx):
-    """:func:`_upper` on one thread (serially: par 1) while the threads gather the next batch in chunks of
-    8 rows claimed from a counter, the first joining once _upper is done. Writes (loss, dZ offset) to nx's
-    box. The gather is DRAM-bound (random rows) and _upper a serial stretch in which the second core idled;
-    the operations and their order are unchanged, so are the bits."""
-    X, Y, sw, order, nstart, nnext, Xn, Yn, swn, box, counter = nx
-    counter[0] = 0
+    """:func:`_upper` on one thread (serially: nx's one-slot context) while the threads gather the next batch
+    in chunks of 8 rows claimed from that context's counter, the first joining once _upper is done. Writes
+    (loss, dZ offset) to nx's box. The gather is DRAM-bound (random rows) and _upper a serial stretch in
+    which the second core idled; the operations and their order are unchanged, so are the bits."""
+    X, Y, sw, order, nstart, nnext, Xn, Yn, swn, box, serial = nx
+    serial[0] = 0.0
     for t in prange(2):
         if t == 0:
             value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp,
-                                _rt(1))
+                                serial)
             box[0] = value
             box[1] = cur
-        u = _claim(counter)
+        u = _claim(serial)
         while 8 * u < nnext:
             _gather_rows(X, Y, sw, has_sw, order, nstart, Xn, Yn, swn, 8 * u, min(8 * u + 8, nnext))
-            u = _claim(counter)
+            u = _claim(serial)
 
 
 @njit(**_JIT)
-def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par, nx):
+def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, th, nx):
     """Forward, output loss and backward on rows X0 into grads; the loss, NaN if the gradient overflowed.
 
     Workspace (per contract.train_workspace_size, regions sized for bs rows): activations of layers
@@ -1310,28 +1328,28 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
     L = sizes.shape[0] - 1
     n = X0.shape[0]
     W, b = _layer(params, sizes, 0)
-    _dense_forward(X0, W, b, _region(ws, bs * sizes[0], n, sizes[1]), acts[0] if L > 1 else -1, Ap, Bp, par)
+    _dense_forward(X0, W, b, _region(ws, bs * sizes[0], n, sizes[1]), acts[0] if L > 1 else -1, Ap, Bp, th)
     nnext, box = nx[5], nx[9]  # the fields are named in _upper_and_gather
     if nnext > 0:
         _upper_and_gather(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, nx)
         value = box[0]
         cur = int(box[1])
     else:
-        value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, par)
+        value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, th)
     if not np.isfinite(value):
         return value
     dW, db = _layer(grads, sizes, 0)
     dZ = _region(ws, cur, n, sizes[1])
-    _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, par)
-    return np.nan if _any_nonfinite(grads, par) else value  # an overflowing gradient is divergence too
+    _dense_backward(X0, W, dZ, dW, db, dZ, _rt(False), Ap, Bp, th)
+    return np.nan if _any_nonfinite(grads, th) else value  # an overflowing gradient is divergence too
 
 
 @njit(**_JIT)
 def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, state, step, ws, bs,
-          alive, grad_sq, Ap, Bp, par, nx):
+          alive, grad_sq, Ap, Bp, th, nx):
     """One forward/loss/backward/update on rows X0; (loss, max|Δ|), no update if the loss or the
     gradient is not finite."""
-    value = _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, par, nx)
+    value = _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, alive, Ap, Bp, th, nx)
     if not np.isfinite(value):
         return value, np.inf
     L = sizes.shape[0] - 1
@@ -1347,7 +1365,7 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
             grad_sq[l] += s
     if opt == ADAM:
         step[0] += 1
-    return value, _update(params, grads, opt, hyper, state, step[0], par)
+    return value, _update(params, grads, opt, hyper, state, step[0], th)
 
 
 @njit(**_JIT)
@@ -1361,12 +1379,12 @@ def _sum_first(sizes, l):
 @njit(**_JIT)
 def _no_next(X, Y, sw, order):
     """The gather job of a step that gathers nothing ahead (see :func:`_upper_and_gather`)."""
-    return (X, Y, sw, order, _rt(0), _rt(0), X, Y, sw, np.zeros(2), np.zeros(1, np.int64))
+    return (X, Y, sw, order, _rt(0), _rt(0), X, Y, sw, np.zeros(2), _context(1))
 
 
 @njit(**_JIT)
 def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch_size, opt, hyper,
-                 state, step, ws, alive, grad_sq, par):
+                 state, step, ws, alive, grad_sq, slots):
     m = perm.shape[0]
     bs = min(batch_size, max(m, 1))
     L = sizes.shape[0] - 1
@@ -1374,13 +1392,14 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
     k = sizes[L]
     total = 0.0
     rows = 0
-    Ap, Bp = _net_scratch(sizes, bs, ws, par)  # GEMM packing buffers: allocated once per epoch
+    Ap, Bp = _net_scratch(sizes, bs, ws, slots)  # GEMM packing buffers and thread context: once per epoch
+    th = _context(slots)
     # Batches alternate between the workspace's X | Y | sw regions and a spare set when the next batch is
     # gathered during the step (:func:`_overlap_ok`); both are laid out at base + (0, bs·n0, bs·(n0 + k)).
-    ov = _overlap_ok(sizes, bs, par)
+    ov = _overlap_ok(sizes, bs, th)
     spare = np.empty(bs * (n0 + k + 1) if ov else 0, ws.dtype)
     box = np.zeros(2)
-    counter = np.zeros(1, np.int64)
+    serial = _context(1)
     oy = bs * _sum_first(sizes, L + 1)
     osw = oy + bs * k
     in_spare = False  # where the current batch is
@@ -1398,9 +1417,9 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
         if not ready:
             _gather(X, Y, sw, has_sw, perm, start, Xb, Yb, swb)
         nx = (X, Y, sw, perm, start + nb, nnext, _region(alt, _rt(0), nnext, n0), _region(alt, ay, nnext, k),
-              alt[asw:asw + nnext], box, counter)
+              alt[asw:asw + nnext], box, serial)
         value, _ = _step(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, opt, hyper, state, step,
-                         ws, bs, alive, grad_sq, Ap, Bp, par, nx)
+                         ws, bs, alive, grad_sq, Ap, Bp, th, nx)
         if not np.isfinite(value):
             return value
         total += value if loss == SSR else value * nb
@@ -1412,7 +1431,7 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
 
 
 @njit(**_JIT)
-def _batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, has_sw, rows, ws, par):
+def _batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, has_sw, rows, ws, slots):
     """grads = ∇L over X[rows] (gather, forward, output loss, backward; no update); returns the loss."""
     m = rows.shape[0]
     L = sizes.shape[0] - 1
@@ -1424,22 +1443,23 @@ def _batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, has_sw, rows, ws
     Yb = _region(ws, oy, m, k)
     swb = ws[osw:osw + m]
     _gather(X, Y, sw, has_sw, rows, 0, Xb, Yb, swb)
-    Ap, Bp = _net_scratch(sizes, m, ws, par)  # packing buffers: once per call (one call per step)
+    Ap, Bp = _net_scratch(sizes, m, ws, slots)  # packing buffers: once per call (one call per step)
     return _gradient(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, ws, m, np.zeros(0, np.int64),
-                     Ap, Bp, par, _no_next(X, Y, sw, rows))
+                     Ap, Bp, _context(slots), _no_next(X, Y, sw, rows))
 
 
 @njit(**_JIT)
 def _train_gd(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, state, step, tol,
-              max_steps, ws, losses, last_step, par):
+              max_steps, ws, losses, last_step, slots):
     no_alive = np.zeros(0, np.int64)
     no_grad = np.zeros(0, np.float64)
     bs = X.shape[0]
-    Ap, Bp = _net_scratch(sizes, bs, ws, par)
+    Ap, Bp = _net_scratch(sizes, bs, ws, slots)
+    th = _context(slots)
     nx = _no_next(X, Y, sw, no_alive)
     for s in range(max_steps):
         value, moved = _step(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, state, step,
-                             ws, bs, no_alive, no_grad, Ap, Bp, par, nx)
+                             ws, bs, no_alive, no_grad, Ap, Bp, th, nx)
         losses[s] = value
         last_step[0] = moved
         if not np.isfinite(value) or moved < tol:
@@ -1448,18 +1468,19 @@ def _train_gd(params, grads, sizes, acts, loss, X, Y, sw, has_sw, opt, hyper, st
 
 
 @njit(**_JIT)
-def _predict(params, sizes, acts, X, out, block, ws, par):
+def _predict(params, sizes, acts, X, out, block, ws, slots):
     L = sizes.shape[0] - 1
     n = X.shape[0]
     half = ws.shape[0] // 2
-    Ap, Bp = _net_scratch(sizes, min(block, max(n, 1)), ws, par)
+    Ap, Bp = _net_scratch(sizes, min(block, max(n, 1)), ws, slots)
+    th = _context(slots)
     for start in range(0, n, block):
         nb = min(block, n - start)
         H = X[start:start + nb]
         for l in range(L):
             W, b = _layer(params, sizes, l)
             Z = _region(ws, (l % 2) * half, nb, sizes[l + 1])
-            _dense_forward(H, W, b, Z, acts[l] if l < L - 1 else -1, Ap, Bp, par)
+            _dense_forward(H, W, b, Z, acts[l] if l < L - 1 else -1, Ap, Bp, th)
             H = Z
         o = out[start:start + nb]
         if acts[L - 1] == SOFTMAX:
@@ -1607,11 +1628,20 @@ def _scratch(dtype, la, lb):
     return have
 
 
+def _thread_context(slots):
+    """This Python thread's thread context (see :func:`_context`) with ``slots`` slots, reused across calls."""
+    th = getattr(_tls, "th", None)
+    if th is None:
+        th = _tls.th = np.zeros(2 + ELEM_CHUNKS)
+    th[1] = slots
+    return th
+
+
 @_entry
 def dense_forward(X, W, b, Z):
     par = _par()
     Ap, Bp = _scratch(Z.dtype, *_need(X.shape[1], Z.shape[1], 64 // Z.itemsize, par))
-    _dense_forward(_ro(X), _ro(W), _ro(b), Z, -1, Ap, Bp, par)
+    _dense_forward(_ro(X), _ro(W), _ro(b), Z, -1, Ap, Bp, _thread_context(par))
 
 
 @_entry
@@ -1623,9 +1653,9 @@ def dense_backward(X, W, dZ, dW, db, dX):
     needs = (_need(n, o, nr, par), _need(o, i, nr, par))
     Ap, Bp = _scratch(X.dtype, max(a for a, _ in needs), max(b for _, b in needs))
     if dX is None:
-        _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dW, False, Ap, Bp, par)
+        _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dW, False, Ap, Bp, _thread_context(par))
     else:
-        _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dX, True, Ap, Bp, par)
+        _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dX, True, Ap, Bp, _thread_context(par))
 
 
 @_entry

@@ -132,7 +132,7 @@ def epochs_on_1_and_2_threads(args, sizes, bs):
     try:
         for threads in (1, 2):
             be.set_num_threads(threads)
-            assert bool(nb._overlap_ok(sizes, bs, nb._par())) == (threads == 2)
+            assert bool(nb._overlap_ok(sizes, bs, nb._context(nb._par()))) == (threads == 2)
             got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
             out[threads] = (be.train_epoch(*got), got)
     finally:
@@ -287,6 +287,57 @@ def test_results_bit_identical_for_1_and_2_threads():
     assert runs[0]["float32"][3] == 1 and runs[1]["float32"][3] == 2
     for dt in ("float32", "float64"):
         assert runs[0][dt][:3] == runs[1][dt][:3], dt
+
+
+_ALLOC_SCRIPT = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from numba.core.runtime import rtsys
+import kernels
+from kernels import contract as C
+k = kernels.load("numba")
+k.set_num_threads(2)
+rng = np.random.default_rng(3)
+# the MNIST-shaped path (next batch gathered during the step) and a full-batch fit whose GEMMs, gradient
+# check and optimizer step all run split over the threads (P and rows above every threshold)
+sizes = np.array([784, 128, 10], np.int64)
+acts = np.array([C.RELU, C.SOFTMAX], np.int64)
+P = C.n_params(sizes)
+hyper = np.array([0.01, 0.9, 0.0, 0.0, 0.9, 0.999, 1e-8])
+out = {}
+def allocs(fn):
+    fn()  # compiled and warm
+    a = rtsys.get_allocation_stats().alloc
+    fn()
+    return rtsys.get_allocation_stats().alloc - a
+for steps in (2, 20):
+    n = 128 * steps
+    X = rng.standard_normal((n, 784)).astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    params = (rng.standard_normal(P) * 0.05).astype(np.float32)
+    ws = np.zeros(C.train_workspace_size(sizes, 128), np.float32)
+    epoch = lambda: k.train_epoch(params, np.zeros(P, np.float32), sizes, acts, C.CE, X, Y, None,
+                                  np.arange(n), 128, C.SGD, hyper, np.zeros(2 * P, np.float32),
+                                  np.zeros(1, np.int64), ws, np.zeros(0, np.int64), np.zeros(0))
+    gws = np.zeros(C.train_workspace_size(sizes, 256), np.float32)
+    gd = lambda: k.train_gd(params, np.zeros(P, np.float32), sizes, acts, C.CE, X[:256], Y[:256], None, C.SGD,
+                            hyper, np.zeros(2 * P, np.float32), np.zeros(1, np.int64), 0.0, steps, gws,
+                            np.zeros(steps), np.zeros(1))
+    out[steps] = [allocs(epoch), allocs(gd)]
+print(json.dumps(out))
+"""
+
+
+def test_no_allocation_per_step():
+    """Allocations of a fused call do not grow with its steps (NRT's own counts, two threads)."""
+    env = dict(os.environ, NUMBA_NRT_STATS="1", NUMBA_NUM_THREADS="2")
+    p = subprocess.run([sys.executable, "-c", _ALLOC_SCRIPT, ROOT], env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["2"] == got["20"], got
+    assert 0 < got["2"][0] < 100, got  # the counters count (per call: scratch, views of the workspace)
 
 
 def test_import_compiles_nothing_and_every_kernel_caches():
