@@ -372,7 +372,7 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
  * hold up the other) packs its KC×NR slabs of B into a private L1-sized buffer on its stack and
  * runs the micro-kernel down the rows with A in place. No shared packing, so no barrier inside the
  * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
- * every thread count. Rows [r0, m) of the panel (r0 a multiple of MR; 0 but for the narrow split in gemm_core). */
+ * every thread count. Rows [r0, m) of the panel (r0 a multiple of MR; 0 but for the split units of gemm_core). */
 static int SFX(gemm_panel)(int64_t q, int64_t r0, int64_t m, int64_t n, int64_t k, const REAL *A, int64_t rsa,
                            int64_t csa, const REAL *B, int64_t rsb, int64_t csb, REAL *C, int64_t ldc, int beta,
                            const REAL *bias, int relu, const REAL *mask, int check)
@@ -511,17 +511,29 @@ static int SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_
 #endif
         if (narrow || force == 1 ||
             (force == 0 && (double)m * (double)k * sizeof(REAL) <= PYNET_PANELS_MAX_A_BYTES && nq >= 2 * nt)) {
-            /* work units: each NR-wide column panel, in `parts` row ranges of a multiple of MR rows */
+            /* work units: each NR-wide column panel, in `parts` row ranges of a multiple of MR rows; with
+             * threads, the last nt panels in two, so that at the end a thread waits for half a panel at most */
             const int64_t parts = narrow ? 2 * nt : 1, rows = SFX(ceil_div)(SFX(ceil_div)(m, parts), PYNET_MR) * PYNET_MR;
+            const int64_t whole = narrow || nt < 2 ? nq : PYNET_MAX(nq - nt, 0);
+            const int64_t half = SFX(ceil_div)(SFX(ceil_div)(m, 2), PYNET_MR) * PYNET_MR;
             int b = 0;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b) if (nt > 1)
 #endif
-            for (int64_t u = 0; u < nq * parts; ++u) {
-                const int64_t q = u / parts, r0 = u % parts * rows;
+            for (int64_t u = 0; u < whole * parts + 2 * (nq - whole); ++u) {
+                int64_t q, r0, r1;
+                if (u < whole * parts) {
+                    q = u / parts;
+                    r0 = u % parts * rows;
+                    r1 = PYNET_MIN(m, r0 + rows);
+                } else {
+                    q = whole + (u - whole * parts) / 2;
+                    r0 = (u - whole * parts) % 2 * half;
+                    r1 = r0 ? m : PYNET_MIN(m, half);
+                }
                 if (r0 < m)
-                    b |= SFX(gemm_panel)(q, r0, PYNET_MIN(m, r0 + rows), n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta,
-                                         bias, relu, mask, bad != NULL);
+                    b |= SFX(gemm_panel)(q, r0, r1, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask,
+                                         bad != NULL);
             }
             if (bad)
                 *bad = b;

@@ -101,14 +101,17 @@ static void SFX(net_forward)(const SFX(net) *nt, const REAL *params, int64_t row
  * threads from this many parameters on (MNIST-shaped: 101 770; the small network's 5 569 stay serial,
  * a fork/join costs more than the pass). Every element is computed alone, so the split changes no bit. */
 #define PYNET_PAR_MIN_ELEMS 32768
+/* ... in this many chunks, claimed one at a time */
+#define PYNET_PAR_CHUNKS 8
 
 static int SFX(elem_threads)(int64_t P)
 {
     return P >= PYNET_PAR_MIN_ELEMS ? pynet_get_num_threads() : 1;
 }
 
-/* The optimizer over [0, P) in nt contiguous chunks (multiples of 8 elements, one per thread); max|Δ| is
- * the max over chunks, NaN when any chunk's is NaN — what one pass returns. */
+/* The optimizer over [0, P) in PYNET_PAR_CHUNKS contiguous chunks (multiples of 8 elements) claimed by the
+ * threads, so a thread the host delays holds up no fixed half; max|Δ| is the max over chunks, NaN when any
+ * chunk's is NaN — what one pass returns. */
 static double SFX(update_chunk)(int64_t lo, int64_t hi, int64_t P, REAL *params, const REAL *grads, int opt,
                                 const double *hyper, REAL *state, int64_t t, int track)
 {
@@ -135,10 +138,10 @@ static double SFX(update_params)(int64_t P, REAL *params, const REAL *grads, int
     if (nt > 1) {
         double moved = 0;
         int nan = 0;
-#pragma omp parallel num_threads(nt) reduction(max : moved) reduction(| : nan)
-        {
-            const int64_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            const int64_t lo = P * tid / nth / 8 * 8, hi = tid + 1 == nth ? P : P * (tid + 1) / nth / 8 * 8;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(max : moved) reduction(| : nan)
+        for (int64_t c = 0; c < PYNET_PAR_CHUNKS; ++c) {
+            const int64_t lo = P * c / PYNET_PAR_CHUNKS / 8 * 8;
+            const int64_t hi = c + 1 == PYNET_PAR_CHUNKS ? P : P * (c + 1) / PYNET_PAR_CHUNKS / 8 * 8;
             const double mv = SFX(update_chunk)(lo, hi, P, params, grads, opt, hyper, state, t, track);
             if (mv != mv)
                 nan = 1;
