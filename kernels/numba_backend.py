@@ -642,6 +642,28 @@ PAR_PACK = 1 << 18
 
 
 @njit(**_JIT)
+def _gemm_small(A, ta, B, tb, C, bias, use_bias, act, Bp):
+    """The direct path of :func:`_gemm`, then bias and the activation."""
+    n, m = C.shape
+    _gemm_direct(A, ta, B, tb, C, Bp)
+    if act == RELU:  # bias and ReLU in one pass over C (small steps are overhead-bound)
+        zero = _as(0, C)
+        for i in range(n):
+            c = C[i]
+            for j in range(m):
+                v = c[j] + bias[j] if use_bias else c[j]
+                c[j] = zero if v < zero else v
+        return
+    if use_bias:
+        for i in range(n):
+            c = C[i]
+            for j in range(m):
+                c[j] += bias[j]
+    if act >= 0:
+        _act_forward(act, C, C)
+
+
+@njit(**_JIT)
 def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, th):
     """C = f(op(A)·op(B) (+ bias per column)), op = transpose where ta / tb, f the activation ``act``
     (-1: none). A, B, C are C-contiguous.
@@ -649,27 +671,16 @@ def _gemm(A, ta, B, tb, C, bias, use_bias, act, Ap, Bp, th):
     op(B) is packed first (whole, zero-padded NR-column panels per k-block); then each MC×NT tile of C
     packs its own rows of op(A) and is summed over k in one fixed order, so the result does not depend
     on the thread count. ``th``: the thread context (:func:`_context`; one slot: serial); above
-    PAR_FLOPS the tiles run under one ``prange``.
+    PAR_FLOPS the tiles run under one ``prange``. ``th`` None: the direct path whatever the shape, and only
+    it is compiled (the layers run inside :func:`_upper_and_gather`'s parallel region).
     """
+    if th is None:
+        _gemm_small(A, ta, B, tb, C, bias, use_bias, act, Bp)
+        return
     n, m = C.shape
     K = A.shape[0] if ta else A.shape[1]
     if 2 * n * m * K < DIRECT_FLOPS:
-        _gemm_direct(A, ta, B, tb, C, Bp)
-        if act == RELU:  # bias and ReLU in one pass over C (small steps are overhead-bound)
-            zero = _as(0, C)
-            for i in range(n):
-                c = C[i]
-                for j in range(m):
-                    v = c[j] + bias[j] if use_bias else c[j]
-                    c[j] = zero if v < zero else v
-            return
-        if use_bias:
-            for i in range(n):
-                c = C[i]
-                for j in range(m):
-                    c[j] += bias[j]
-        if act >= 0:
-            _act_forward(act, C, C)
+        _gemm_small(A, ta, B, tb, C, bias, use_bias, act, Bp)
         return
     nr = _nr(C)
     Npad = ((m + nr - 1) // nr) * nr
@@ -1298,22 +1309,21 @@ def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, 
 
 @njit(parallel=True, **_JIT)
 def _upper_and_gather(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, nx):
-    """:func:`_upper` on one thread (serially: nx's one-slot context) while the threads gather the next batch
-    in chunks of 8 rows claimed from that context's counter, the first joining once _upper is done. Writes
+    """:func:`_upper` on one thread (its products on the direct path: th None) while the threads gather the
+    next batch in chunks of 8 rows claimed from nx's counter, the first joining once _upper is done. Writes
     (loss, dZ offset) to nx's box. The gather is DRAM-bound (random rows) and _upper a serial stretch in
     which the second core idled; the operations and their order are unchanged, so are the bits."""
-    X, Y, sw, order, nstart, nnext, Xn, Yn, swn, box, serial = nx
-    serial[0] = 0.0
+    X, Y, sw, order, nstart, nnext, Xn, Yn, swn, box, counter = nx
+    counter[0] = 0
     for t in prange(2):
         if t == 0:
-            value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp,
-                                serial)
+            value, cur = _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, Ap, Bp, None)
             box[0] = value
             box[1] = cur
-        u = _claim(serial)
+        u = _claim(counter)
         while 8 * u < nnext:
             _gather_rows(X, Y, sw, has_sw, order, nstart, Xn, Yn, swn, 8 * u, min(8 * u + 8, nnext))
-            u = _claim(serial)
+            u = _claim(counter)
 
 
 @njit(**_JIT)
@@ -1379,7 +1389,7 @@ def _sum_first(sizes, l):
 @njit(**_JIT)
 def _no_next(X, Y, sw, order):
     """The gather job of a step that gathers nothing ahead (see :func:`_upper_and_gather`)."""
-    return (X, Y, sw, order, _rt(0), _rt(0), X, Y, sw, np.zeros(2), _context(1))
+    return (X, Y, sw, order, _rt(0), _rt(0), X, Y, sw, np.zeros(2), np.zeros(1, np.int64))
 
 
 @njit(**_JIT)
@@ -1399,7 +1409,7 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
     ov = _overlap_ok(sizes, bs, th)
     spare = np.empty(bs * (n0 + k + 1) if ov else 0, ws.dtype)
     box = np.zeros(2)
-    serial = _context(1)
+    counter = np.zeros(1, np.int64)
     oy = bs * _sum_first(sizes, L + 1)
     osw = oy + bs * k
     in_spare = False  # where the current batch is
@@ -1417,7 +1427,7 @@ def _train_epoch(params, grads, sizes, acts, loss, X, Y, sw, has_sw, perm, batch
         if not ready:
             _gather(X, Y, sw, has_sw, perm, start, Xb, Yb, swb)
         nx = (X, Y, sw, perm, start + nb, nnext, _region(alt, _rt(0), nnext, n0), _region(alt, ay, nnext, k),
-              alt[asw:asw + nnext], box, serial)
+              alt[asw:asw + nnext], box, counter)
         value, _ = _step(params, grads, sizes, acts, loss, Xb, Yb, swb, has_sw, opt, hyper, state, step,
                          ws, bs, alive, grad_sq, Ap, Bp, th, nx)
         if not np.isfinite(value):
