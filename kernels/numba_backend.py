@@ -1762,6 +1762,19 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
+def cached(dtype) -> bool | None:
+    """Whether the fused training kernel for ``dtype`` is compiled in this process or in Numba's cache (False:
+    the first fit compiles the kernels it uses, about a minute here); None when the cache cannot be read."""
+    dt = numba.from_dtype(np.dtype(dtype))
+    try:
+        if any(sig[0].dtype == dt for sig in _train_epoch.signatures):
+            return True
+        index = _train_epoch._cache._cache_file._load_index()  # Numba's index; {} when absent or stale
+        return any(key[0][0].dtype == dt for key in index)
+    except Exception:  # a Numba without these internals: unknown
+        return None
+
+
 def warmup(dtypes=("float32", "float64")) -> dict:
     """Compile (or load from the cache) every kernel for ``dtypes``; returns {dtype: seconds}."""
     from .contract import n_params, predict_workspace_size, train_workspace_size

@@ -220,6 +220,7 @@ def _train(args):
         fit_args.update(batch_size=batch_size, epochs=epochs)
     if args.momentum is not None:
         fit_args["momentum"] = args.momentum
+    compile_seconds = _compile_if_cold(net.backend, args.dtype, quiet=args.quiet)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -227,7 +228,8 @@ def _train(args):
     seconds = time.perf_counter() - t0
     summary = {"backend": net.backend, "dataset": args.dataset or args.csv, "layers": net.layers,
                "loss": loss, "optimizer": args.optimizer, "epochs": history.epochs,
-               "train_seconds": round(seconds, 4), "final_loss": history.loss[-1] if history.loss else None,
+               "train_seconds": round(seconds, 4), "compile_seconds": round(compile_seconds, 3),
+               "final_loss": history.loss[-1] if history.loss else None,
                "stop_reason": history.stop_reason, "warnings": [str(w.message) for w in caught]}
     if classification:
         summary["test_accuracy"] = net.score(Xte, yte)
@@ -248,6 +250,22 @@ def _train(args):
     return 0
 
 
+def _compile_if_cold(name, dtype, quiet):
+    """Compile a JIT backend's kernels for dtype before the timed fit when its cache is cold, saying so on
+    stderr (a silent minute looks like a hang); the seconds it took, 0 when there was nothing to do."""
+    raw = _backend.resolve(name).raw
+    cached = getattr(raw, "cached", None)
+    if cached is None or cached(dtype) is not False:
+        return 0.0
+    if not quiet:
+        print(f"pynet: compiling the {name} kernels for {dtype}: first use on this machine, about a minute; later "
+              "runs load them from the cache ('pynet warmup' compiles them ahead of time)", file=sys.stderr,
+              flush=True)
+    t0 = time.perf_counter()
+    raw.warmup((dtype,))
+    return time.perf_counter() - t0
+
+
 # ---------------------------------------------------------------------------- sweep
 def _print_summary(summary, as_json, classification, progress):
     """The result of `pynet train`: one JSON object, or warnings on stderr and one line on stdout."""
@@ -258,7 +276,8 @@ def _print_summary(summary, as_json, classification, progress):
         print(f"warning: {w}", file=sys.stderr)
     score = (f"test accuracy {summary['test_accuracy']:.4f}" if classification
              else f"test MSE {summary['test_mse']:.5g} (R² {summary['test_r2']:.4f})")
-    print(f"{score} | {summary['train_seconds']:.3f} s | {progress} | backend {summary['backend']} | "
+    compiled = f" (+ {summary['compile_seconds']:.1f} s compiling)" if summary.get("compile_seconds") else ""
+    print(f"{score} | {summary['train_seconds']:.3f} s{compiled} | {progress} | backend {summary['backend']} | "
           f"{summary['stop_reason']}", flush=True)
 
 

@@ -128,6 +128,26 @@ def test_cli_train_digits_json():
     assert summary["backend"] == pynet.available_backends()[0]
 
 
+def test_cli_train_compiles_a_cold_jit_backend_first_and_says_so(monkeypatch, capsys):
+    pytest.importorskip("numba")
+    raw = kernels.load("numba").raw
+    calls = []
+    monkeypatch.setattr(raw, "cached", lambda dtype: False)
+    monkeypatch.setattr(raw, "warmup", lambda dtypes: calls.append(dtypes))
+    assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
+                     "--backend", "numba", "--dtype", "float64"]) == 0
+    out, err = capsys.readouterr()
+    assert calls == [("float64",)]
+    assert "compiling the numba kernels for float64" in err
+    assert json.loads(out)["compile_seconds"] >= 0
+    monkeypatch.setattr(raw, "cached", lambda dtype: True)  # warm: nothing compiled ahead, nothing said
+    assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
+                     "--backend", "numba", "--dtype", "float64"]) == 0
+    out, err = capsys.readouterr()
+    assert calls == [("float64",)] and "compiling" not in err
+    assert json.loads(out)["compile_seconds"] == 0
+
+
 def test_cli_train_csv_regression_and_save(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (200, 2))

@@ -351,6 +351,18 @@ def test_import_compiles_nothing_and_every_kernel_caches():
     assert p.stdout.split() == ["0", "True"]
 
 
+def test_cached_reports_the_cache_per_dtype(tmp_path):
+    """False from an empty cache (nothing compiled by asking), True once the dtype's epoch kernel is compiled."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kernels.numba_backend as m\n"
+            "print(m.cached('float32'), m.cached('float64'), len(m._train_epoch.signatures))")
+    p = subprocess.run([sys.executable, "-c", code, ROOT], env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split() == ["False", "False", "0"]
+    nb.warmup(("float32",))
+    assert nb.cached("float32") is True
+
+
 def test_read_only_package_dir_falls_back_to_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
