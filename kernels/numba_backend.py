@@ -1642,7 +1642,7 @@ def _thread_context(slots):
     """This Python thread's thread context (see :func:`_context`) with ``slots`` slots, reused across calls."""
     th = getattr(_tls, "th", None)
     if th is None:
-        th = _tls.th = np.zeros(2 + ELEM_CHUNKS)
+        th = _tls.th = _context(slots)
     th[1] = slots
     return th
 
