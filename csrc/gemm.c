@@ -521,19 +521,12 @@ static int SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(| : b) if (nt > 1)
 #endif
             for (int64_t u = 0; u < whole * parts + 2 * (nq - whole); ++u) {
-                int64_t q, r0, r1;
-                if (u < whole * parts) {
-                    q = u / parts;
-                    r0 = u % parts * rows;
-                    r1 = PYNET_MIN(m, r0 + rows);
-                } else {
-                    q = whole + (u - whole * parts) / 2;
-                    r0 = (u - whole * parts) % 2 * half;
-                    r1 = r0 ? m : PYNET_MIN(m, half);
-                }
+                const int tail = u >= whole * parts;   /* a unit of the last panels, in halves */
+                const int64_t v = tail ? u - whole * parts : u, per = tail ? 2 : parts, len = tail ? half : rows;
+                const int64_t q = (tail ? whole : 0) + v / per, r0 = v % per * len;
                 if (r0 < m)
-                    b |= SFX(gemm_panel)(q, r0, r1, n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta, bias, relu, mask,
-                                         bad != NULL);
+                    b |= SFX(gemm_panel)(q, r0, PYNET_MIN(m, r0 + len), n, k, A, rsa, csa, B, rsb, csb, C, ldc, beta,
+                                         bias, relu, mask, bad != NULL);
             }
             if (bad)
                 *bad = b;
