@@ -2,7 +2,7 @@
 
     cp kernels/_pynet_c.*.so /tmp/old.so      # before a change; rebuild; then
     flock /tmp/pynet-bench.lock python benchmarks/ab_builds.py old=/tmp/old.so new=kernels/_pynet_c.cpython-311-x86_64-linux-gnu.so \
-        [--nets small,mnist,wide] [--reps 7] [--gemm --gsizes 2048,512x1024x1024] [--no-torch]
+        [--nets small,mnist,wide] [--reps 7] [--gemm --gsizes 2048,512x1024x1024] [--no-torch] [--threads 2]
 
 Each build is loaded from its own .so (cffi module, same init name), so builds, torch and numpy's matmul
 are timed round-robin on the same data, weights and batch order (benchmarks/bench_c_gemm.py's nets,
@@ -21,7 +21,7 @@ import bench_c_gemm as B
 
 args = sys.argv[1:]
 libs = {}
-nets = ["small", "mnist", "wide"]; reps = 5; gemm = False; torch_on = True; gsizes = ["2048"]
+nets = ["small", "mnist", "wide"]; reps = 5; gemm = False; torch_on = True; gsizes = ["2048"]; threads = 2
 i = 0
 while i < len(args):
     a = args[i]
@@ -30,11 +30,11 @@ while i < len(args):
     if a == "--gemm": gemm = True; i += 1; continue
     if a == "--gsizes": gsizes = args[i+1].split(","); i += 2; continue
     if a == "--no-torch": torch_on = False; i += 1; continue
+    if a == "--threads": threads = int(args[i+1]); i += 2; continue
     name, path = a.split("=")
     loader = importlib.machinery.ExtensionFileLoader(f"ab_{name}._pynet_c", path)
     spec = importlib.util.spec_from_loader(f"ab_{name}._pynet_c", loader)
     mod = importlib.util.module_from_spec(spec); loader.exec_module(mod)
-    mod.lib.pynet_set_num_threads(2)
     libs[name] = mod
     i += 1
 
@@ -53,8 +53,10 @@ def epoch_fn(mod, net):
         p[:] = a["params"]; state[:] = 0
     return run, reset
 
+for mod in libs.values():
+    mod.lib.pynet_set_num_threads(threads)
 if torch_on:
-    import torch; torch.set_num_threads(2)
+    import torch; torch.set_num_threads(threads)
 print("load", os.getloadavg())
 for net in nets:
     fns = {k: epoch_fn(m, net) for k, m in libs.items()}

@@ -1,8 +1,13 @@
 /* config.h — GEMM blocking sizes and threading threshold, in one place (BLIS style).
  *
  * MR×NR is the register tile of the micro-kernel (6×16 floats = 12 ymm accumulators; 6×8 doubles
- * likewise). KC×NR of packed B (16 KiB) stays in L1 across the 1st loop, MC×KC of packed A
- * (144 KiB f32 / 144 KiB f64) in the 512 KiB L2, KC×NC of packed B in L3.
+ * likewise). float32's KC is deep: a whole 1024-deep k in one slab (MNIST's 784 and the wide
+ * network's 1024), so C is loaded and stored once per tile instead of once per 256-deep slab; the
+ * KC×NR panel of packed B (64 KiB) then streams from L2 with the A panel, which Zen 3's L2 feeds
+ * at the micro-kernel's rate. Same-run A/Bs against KC 256 (docs/performance.md): wide epoch −1.5
+ * to −8 %, 512×1024×1024 GEMM +4 to +6 %, one thread no slower (MC×KC of A, 576 KiB, then
+ * overflows L2 without a measurable cost; MC 96 and 72 were not faster). float64 keeps KC 256
+ * (16 KiB of B in L1; not re-measured). KC×NC of packed B sits in L3.
  * The scalar and SIMD micro-kernels share MR/NR because they share the packing format. */
 #ifndef PYNET_CONFIG_H
 #define PYNET_CONFIG_H
@@ -11,7 +16,7 @@
 
 #define PYNET_NR_F32  16
 #define PYNET_MC_F32  144
-#define PYNET_KC_F32  256
+#define PYNET_KC_F32  1024
 #define PYNET_NC_F32  4096
 
 #define PYNET_NR_F64  8

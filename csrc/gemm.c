@@ -369,7 +369,7 @@ static void SFX(gemm_small)(int64_t m, int64_t n, int64_t k, const REAL *A, int6
 
 /* Panel path (medium shapes): the unit of work is one NR-wide column panel q of C, all m rows and
  * all of k. Whoever takes it (threads claim panels dynamically, so a descheduled partner does not
- * hold up the other) packs its KC×NR slabs of B into a private L1-sized buffer on its stack and
+ * hold up the other) packs its KC×NR slabs of B into a private buffer on its stack (64 KiB for float32) and
  * runs the micro-kernel down the rows with A in place. No shared packing, so no barrier inside the
  * GEMM; each C element is computed by one thread, in the packed path's order: identical bits for
  * every thread count. Rows [r0, m) of the panel (r0 a multiple of MR; 0 but for the split units of gemm_core). */
