@@ -1766,21 +1766,33 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
-def cached(dtype) -> bool | None:
-    """Whether the fused training kernel for ``dtype`` is compiled in this process or in Numba's cache (False:
-    the first fit compiles the kernels it uses, about a minute here); None when the cache cannot be read."""
+#: The fused kernels MLP.fit calls, per optimizer ("gd": full-batch; the rest: mini-batch epochs); predict
+#: serves validation, the diagnostics and score.
+_FIT_KERNELS = {"gd": ("_train_gd", "_predict"), "sgd": ("_train_epoch", "_predict")}
+
+
+def cached(dtype, fit="sgd") -> bool | None:
+    """Whether the kernels ``MLP.fit(optimizer=fit)`` calls for ``dtype`` are compiled in this process or in
+    Numba's cache (False: the first fit compiles them, about a minute here); None when the cache cannot be
+    read. Any optimizer but "gd" runs the mini-batch epoch kernel."""
     dt = numba.from_dtype(np.dtype(dtype))
     try:
-        if any(sig[0].dtype == dt for sig in _train_epoch.signatures):
-            return True
-        index = _train_epoch._cache._cache_file._load_index()  # Numba's index; {} when absent or stale
-        return any(key[0][0].dtype == dt for key in index)
+        for name in _FIT_KERNELS["gd" if fit == "gd" else "sgd"]:
+            fn = globals()[name]
+            if any(sig[0].dtype == dt for sig in fn.signatures):
+                continue
+            index = fn._cache._cache_file._load_index()  # Numba's index; {} when absent or stale
+            if not any(key[0][0].dtype == dt for key in index):
+                return False
+        return True
     except Exception:  # a Numba without these internals: unknown
         return None
 
 
-def warmup(dtypes=("float32", "float64")) -> dict:
-    """Compile (or load from the cache) every kernel for ``dtypes``; returns {dtype: seconds}."""
+def warmup(dtypes=("float32", "float64"), fit=None) -> dict:
+    """Compile (or load from the cache) every kernel for ``dtypes``, or with ``fit`` (an optimizer name) only
+    those ``MLP.fit(optimizer=fit)`` calls without sample weights (see :func:`cached`); returns
+    {dtype: seconds}."""
     from .contract import n_params, predict_workspace_size, train_workspace_size
     out = {}
     for name in dtypes:
@@ -1800,6 +1812,17 @@ def warmup(dtypes=("float32", "float64")) -> dict:
         step = np.zeros(1, np.int64)
         ws = np.zeros(train_workspace_size(sizes, 5), dt)
         perm = np.arange(5, dtype=np.int64)
+        out_ = np.zeros((5, 2), dt)
+        predict(params, sizes, acts, X, out_, 2, np.zeros(predict_workspace_size(sizes, 2), dt))
+        if fit is not None:
+            if fit == "gd":
+                train_gd(params, grads, sizes, acts, CE, X, Y, None, 0, hyper, state, step, 0.0, 1, ws,
+                         np.zeros(1), np.zeros(1))
+            else:
+                train_epoch(params, grads, sizes, acts, CE, X, Y, None, perm, 2, 0, hyper, state, step, ws,
+                            np.zeros(0, np.int64), np.zeros(0))
+            out[name] = time.perf_counter() - t0
+            continue
         for opt in (0, 1):
             for w in (sw, None):
                 train_epoch(params, grads, sizes, acts, CE, X, Y, w, perm, 2, opt, hyper, state, step, ws,
@@ -1807,8 +1830,6 @@ def warmup(dtypes=("float32", "float64")) -> dict:
                 train_gd(params, grads, sizes, acts, CE, X, Y, w, opt, hyper, state, step, 0.0, 1, ws,
                          np.zeros(1), np.zeros(1))
             batch_gradient(params, grads, sizes, acts, CE, X, Y, w, perm, ws)
-        out_ = np.zeros((5, 2), dt)
-        predict(params, sizes, acts, X, out_, 2, np.zeros(predict_workspace_size(sizes, 2), dt))
         Z = np.zeros((5, 2), dt)
         A_ = np.zeros((5, 2), dt)
         W1 = params[:12].reshape(3, 4)

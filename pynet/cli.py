@@ -220,7 +220,7 @@ def _train(args):
         fit_args.update(batch_size=batch_size, epochs=epochs)
     if args.momentum is not None:
         fit_args["momentum"] = args.momentum
-    compile_seconds = _compile_if_cold(net.backend, args.dtype, quiet=args.quiet)
+    compile_seconds = _compile_if_cold(net.backend, args.dtype, args.optimizer, quiet=args.quiet)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -250,19 +250,20 @@ def _train(args):
     return 0
 
 
-def _compile_if_cold(name, dtype, quiet):
-    """Compile a JIT backend's kernels for dtype before the timed fit when its cache is cold, saying so on
-    stderr (a silent minute looks like a hang); the seconds it took, 0 when there was nothing to do."""
+def _compile_if_cold(name, dtype, optimizer, quiet):
+    """Compile the kernels a JIT backend's fit with ``optimizer`` calls for dtype before the timed fit when its
+    cache is cold, saying so on stderr (a silent minute looks like a hang); the seconds it took, 0 when there was
+    nothing to do."""
     raw = _backend.resolve(name).raw
     cached = getattr(raw, "cached", None)
-    if cached is None or cached(dtype) is not False:
+    if cached is None or cached(dtype, fit=optimizer) is not False:
         return 0.0
     if not quiet:
         print(f"pynet: compiling the {name} kernels for {dtype}: first use on this machine, about a minute; later "
-              "runs load them from the cache ('pynet warmup' compiles them ahead of time)", file=sys.stderr,
+              "runs load them from the cache ('pynet warmup' compiles them all ahead of time)", file=sys.stderr,
               flush=True)
     t0 = time.perf_counter()
-    raw.warmup((dtype,))
+    raw.warmup((dtype,), fit=optimizer)
     return time.perf_counter() - t0
 
 

@@ -134,19 +134,19 @@ def test_cli_train_compiles_a_cold_jit_backend_first_and_says_so(monkeypatch, ca
     pytest.importorskip("numba")
     raw = kernels.load("numba").raw
     calls = []
-    monkeypatch.setattr(raw, "cached", lambda dtype: False)
-    monkeypatch.setattr(raw, "warmup", lambda dtypes: calls.append(dtypes))
+    monkeypatch.setattr(raw, "cached", lambda dtype, fit: False)
+    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit: calls.append((dtypes, fit)))
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
                      "--backend", "numba", "--dtype", "float64"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [("float64",)]
+    assert calls == [(("float64",), "sgd")]  # only what this fit runs
     assert "compiling the numba kernels for float64" in err
     assert json.loads(out)["compile_seconds"] >= 0
-    monkeypatch.setattr(raw, "cached", lambda dtype: True)  # warm: nothing compiled ahead, nothing said
+    monkeypatch.setattr(raw, "cached", lambda dtype, fit: True)  # warm: nothing compiled ahead, nothing said
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
                      "--backend", "numba", "--dtype", "float64"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [("float64",)] and "compiling" not in err
+    assert calls == [(("float64",), "sgd")] and "compiling" not in err
     assert json.loads(out)["compile_seconds"] == 0
 
 

@@ -354,13 +354,29 @@ def test_import_compiles_nothing_and_every_kernel_caches():
 def test_cached_reports_the_cache_per_dtype(tmp_path):
     """False from an empty cache (nothing compiled by asking), True once the dtype's epoch kernel is compiled."""
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import kernels.numba_backend as m\n"
-            "print(m.cached('float32'), m.cached('float64'), len(m._train_epoch.signatures))")
+            "print(m.cached('float32'), m.cached('float64'), m.cached('float32', fit='gd'), len(m._train_epoch.signatures))")
     p = subprocess.run([sys.executable, "-c", code, ROOT], env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)),
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert p.stdout.split() == ["False", "False", "0"]
+    assert p.stdout.split() == ["False", "False", "False", "0"]
     nb.warmup(("float32",))
-    assert nb.cached("float32") is True
+    assert nb.cached("float32") is True and nb.cached("float32", fit="gd") is True
+
+
+@pytest.mark.parametrize("fit, want", [("gd", {"train_gd", "predict"}), ("sgd", {"train_epoch", "predict"}),
+                                       ("adam", {"train_epoch", "predict"})])
+def test_warmup_for_a_fit_compiles_only_what_that_fit_calls(monkeypatch, fit, want):
+    names = ["train_epoch", "train_gd", "batch_gradient", "predict", "dense_forward", "dense_backward",
+             "activation_forward", "activation_backward", "softmax", "softmax_backward", "softmax_cross_entropy",
+             "sigmoid_binary_cross_entropy", "ssr", "mse", "output_loss", "sgd_update", "adam_update"]
+    called = set()
+    for name in names:
+        monkeypatch.setattr(nb, name, lambda *a, _n=name: called.add(_n))
+    nb.warmup(("float32",), fit=fit)
+    assert called == want
+    called.clear()
+    nb.warmup(("float32",))
+    assert called == set(names)
 
 
 def test_read_only_package_dir_falls_back_to_user_cache(monkeypatch, tmp_path):
