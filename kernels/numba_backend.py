@@ -112,7 +112,7 @@ def _as_ol(x, like):
 # (no power-of-two aliasing) and never needs an edge case inside its k loop.
 MR = 6              # rows of the register block (6 broadcasts of A per k step)
 # k-block: a whole 784- or 1024-deep k in one block, so C is loaded and stored once per tile; the KC×NR
-# panel of B (64 KiB float32) streams from L2 with the A panel. Same-process-kind A/B against 256
+# panel of B (64 KiB float32) streams from L2 with the A panel. A/B against 256
 # (alternated processes, medians of 7 epochs): MNIST-shaped 286/387/365 -> 278/268/262 ms, wide
 # 869/856/917 -> 751/816/896 ms.
 KC = 1024
