@@ -5,7 +5,7 @@
  * network's 1024), so C is loaded and stored once per tile instead of once per 256-deep slab; the
  * KC×NR panel of packed B (64 KiB) then streams from L2 with the A panel, which Zen 3's L2 feeds
  * at the micro-kernel's rate. Same-run A/Bs against KC 256 (docs/performance.md): wide epoch −1.5
- * to −8 %, 512×1024×1024 GEMM +4 to +6 %, one thread no slower (MC×KC of A, 576 KiB, then
+ * to −8 %, 512×1024×1024 GEMM +2 to +13 %, one thread no slower (MC×KC of A, 576 KiB, then
  * overflows L2 without a measurable cost; MC 96 and 72 were not faster). float64 keeps KC 256
  * (16 KiB of B in L1; not re-measured). KC×NC of packed B sits in L3.
  * The scalar and SIMD micro-kernels share MR/NR because they share the packing format. */
