@@ -8,9 +8,12 @@ Each build is loaded from its own .so (cffi module, same init name), so builds, 
 are timed round-robin on the same data, weights and batch order (benchmarks/bench_c_gemm.py's nets,
 SGD with momentum 0.9, lr 0.01). Before every timed call the harness sleeps briefly: OpenBLAS's and
 libgomp's worker threads keep spinning for a while after a call (OpenBLAS's for up to ~0.1 s) and would
-otherwise take the second core from whichever runner comes next.
+otherwise take the second core from whichever runner comes next. --threads N (default 2) applies to the builds,
+torch and numpy's matmul alike.
 """
 import sys, time, os, importlib.machinery, importlib.util
+if "--threads" in sys.argv:   # OpenBLAS reads its thread count once, when numpy loads: numpy's matmul follows --threads too
+    os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[sys.argv.index("--threads") + 1]
 import numpy as np
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
