@@ -203,10 +203,10 @@ static double SFX(net_upper)(SFX(net) *nt, const REAL *params, REAL *grads, int 
         for (int64_t l = 1; l < L; ++l) {
             const int64_t w = nt->sizes[l];
             const REAL *H = nt->h[l];
-            for (int64_t r = 0; r < rows; ++r)
+            int64_t *mark = alive + base;
+            for (int64_t r = 0; r < rows; ++r)   /* branch-free, so it vectorises */
                 for (int64_t j = 0; j < w; ++j)
-                    if (H[r * w + j] != 0)
-                        alive[base + j] |= 1;
+                    mark[j] |= (int64_t)(H[r * w + j] != 0);
             base += w;
         }
     }
@@ -303,6 +303,25 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
     return bad ? NAN : value;
 }
 
+/* Σ x² in double over SUM_SQ_LANES interleaved partial sums: one running sum is a chain of dependent adds
+ * (≈ 4 cycles per element: 160 µs a step for a 100 K-weight layer, a third of the MNIST-shaped step), the
+ * lanes are independent and vectorise. Fixed order: the same bits on every run and thread count. */
+#define SUM_SQ_LANES 8
+static double SFX(sum_sq)(int64_t n, const REAL *x)
+{
+    double acc[SUM_SQ_LANES] = {0};
+    int64_t q = 0;
+    for (; q + SUM_SQ_LANES <= n; q += SUM_SQ_LANES)
+        for (int t = 0; t < SUM_SQ_LANES; ++t)
+            acc[t] += (double)x[q + t] * (double)x[q + t];
+    for (; q < n; ++q)
+        acc[0] += (double)x[q] * (double)x[q];
+    double s = 0;
+    for (int t = 0; t < SUM_SQ_LANES; ++t)
+        s += acc[t];
+    return s;
+}
+
 /* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
  * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite),
  * unless moved is NULL (train_epoch: then the optimizer need not track it). */
@@ -322,10 +341,7 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
         int64_t off = 0;
         for (int64_t l = 0; l < L; ++l) {
             const int64_t nw = nt->sizes[l] * nt->sizes[l + 1];
-            double s = 0;
-            for (int64_t q = 0; q < nw; ++q)
-                s += (double)grads[off + q] * (double)grads[off + q];
-            grad_sq[l] += s;
+            grad_sq[l] += SFX(sum_sq)(nw, grads + off);
             off += nw + nt->sizes[l + 1];
         }
     }

@@ -1289,11 +1289,11 @@ def _upper(params, grads, sizes, acts, loss, Yb, swb, has_sw, ws, bs, n, alive, 
         u = 0
         for l in range(1, L):
             Hl = _region(ws, off, n, sizes[l])
+            mark = alive[u:u + sizes[l]]
             for r in range(n):
                 row = Hl[r]
-                for j in range(sizes[l]):
-                    if row[j] != 0:
-                        alive[u + j] = 1
+                for j in range(sizes[l]):   # branch-free, so it vectorises
+                    mark[j] |= np.int64(row[j] != 0)
             u += sizes[l]
             off += bs * sizes[l]
     # backward: the region at cur holds dZ of layer l; dX goes to the other gradient buffer
@@ -1359,6 +1359,32 @@ def _gradient(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, ws, bs, ali
 
 
 @njit(**_JIT)
+def _sum_sq(x):
+    """Σ x² in float64 over 8 interleaved partial sums: one running sum is a chain of dependent adds (a third
+    of the MNIST-shaped step), the lanes are independent and vectorise. Fixed order, as csrc's sum_sq."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    n = x.shape[0]
+    q = 0
+    while q + 8 <= n:
+        v0, v1, v2, v3 = float(x[q]), float(x[q + 1]), float(x[q + 2]), float(x[q + 3])
+        v4, v5, v6, v7 = float(x[q + 4]), float(x[q + 5]), float(x[q + 6]), float(x[q + 7])
+        a0 += v0 * v0
+        a1 += v1 * v1
+        a2 += v2 * v2
+        a3 += v3 * v3
+        a4 += v4 * v4
+        a5 += v5 * v5
+        a6 += v6 * v6
+        a7 += v7 * v7
+        q += 8
+    while q < n:
+        v = float(x[q])
+        a0 += v * v
+        q += 1
+    return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7
+
+
+@njit(**_JIT)
 def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, state, step, ws, bs,
           alive, grad_sq, Ap, Bp, th, nx):
     """One forward/loss/backward/update on rows X0; (loss, max|Δ|), no update if the loss or the
@@ -1368,15 +1394,11 @@ def _step(params, grads, sizes, acts, loss, X0, Yb, swb, has_sw, opt, hyper, sta
         return value, np.inf
     L = sizes.shape[0] - 1
     if grad_sq.shape[0] > 0:
+        off = 0
         for l in range(L):
-            dW, _ = _layer(grads, sizes, l)
-            s = 0.0
-            for r in range(dW.shape[0]):
-                row = dW[r]
-                for j in range(dW.shape[1]):
-                    x = float(row[j])
-                    s += x * x
-            grad_sq[l] += s
+            nw = sizes[l] * sizes[l + 1]
+            grad_sq[l] += _sum_sq(grads[off:off + nw])
+            off += nw + sizes[l + 1]
     if opt == ADAM:
         step[0] += 1
     return value, _update(params, grads, opt, hyper, state, step[0], th)
