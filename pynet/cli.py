@@ -220,7 +220,7 @@ def _train(args):
         fit_args.update(batch_size=batch_size, epochs=epochs)
     if args.momentum is not None:
         fit_args["momentum"] = args.momentum
-    compile_seconds = _compile_if_cold(net.backend, args.dtype, args.optimizer, quiet=args.quiet)
+    compile_seconds, load_seconds = _ready_jit(net.backend, args.dtype, args.optimizer, quiet=args.quiet)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -229,6 +229,7 @@ def _train(args):
     summary = {"backend": net.backend, "dataset": args.dataset or args.csv, "layers": net.layers,
                "loss": loss, "optimizer": args.optimizer, "epochs": history.epochs,
                "train_seconds": round(seconds, 4), "compile_seconds": round(compile_seconds, 3),
+               "load_seconds": round(load_seconds, 3),
                "final_loss": history.loss[-1] if history.loss else None,
                "stop_reason": history.stop_reason, "warnings": [str(w.message) for w in caught]}
     if classification:
@@ -250,21 +251,25 @@ def _train(args):
     return 0
 
 
-def _compile_if_cold(name, dtype, optimizer, quiet):
-    """Compile the kernels a JIT backend's fit with ``optimizer`` calls for dtype before the timed fit when its
-    cache is cold, saying so on stderr (a silent minute looks like a hang); the seconds it took, 0 when there was
-    nothing to do."""
+def _ready_jit(name, dtype, optimizer, quiet):
+    """Compile the kernels a JIT backend's fit with ``optimizer`` calls for dtype before the timed fit, saying so
+    on stderr when its cache is cold (a silent minute looks like a hang), or load them from the cache when it is
+    warm, so that the fit's time is the fit's. (compile seconds, load seconds); (0, 0) for a backend with nothing
+    to compile."""
     raw = _backend.resolve(name).raw
     cached = getattr(raw, "cached", None)
-    if cached is None or cached(dtype, fit=optimizer) is not False:
-        return 0.0
-    if not quiet:
+    status = None if cached is None else cached(dtype, fit=optimizer)
+    if status is None:  # no JIT, or a cache this Numba does not let us read: the fit does what it must
+        return 0.0, 0.0
+    cold = status is False
+    if cold and not quiet:
         print(f"pynet: compiling the {name} kernels for {dtype}: first use on this machine, about a minute; later "
               "runs load them from the cache ('pynet warmup' compiles them all ahead of time)", file=sys.stderr,
               flush=True)
     t0 = time.perf_counter()
     raw.warmup((dtype,), fit=optimizer)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    return (seconds, 0.0) if cold else (0.0, seconds)
 
 
 # ---------------------------------------------------------------------------- sweep
