@@ -346,11 +346,13 @@ def _nr(x):
     return 64 // x.itemsize
 
 
-@njit(**_JIT)
-def _gemm_need(K, m, nr, slots):
+def _need(K, m, nr, slots):
     """(len of A scratch, len of B scratch): one MC×KC A block per thread slot; op(B) packed whole plus
-    one MR×NR edge buffer per slot."""
+    one MR×NR edge buffer per slot. Plain Python for the single-layer entry points, jitted as _gemm_need."""
     return slots * MC * KC, ((m + nr - 1) // nr) * nr * K + slots * MR * nr
+
+
+_gemm_need = njit(**_JIT)(_need)
 
 
 @njit(**_JIT)
@@ -1617,10 +1619,6 @@ def _sw(sw, like):
     if e is None:
         e = _EMPTY[like.dtype] = np.zeros(0, like.dtype)
     return e, False
-
-
-def _need(K, m, nr, slots):
-    return slots * MC * KC, -(-m // nr) * nr * K + slots * MR * nr
 
 
 _tls = threading.local()
