@@ -13,6 +13,7 @@ place (into kernels/) for development. Environment knobs, all optional:
 import os
 import re
 import shlex
+import shutil
 import sys
 
 from cffi import FFI
@@ -36,11 +37,6 @@ def _cdef():
 CDEF = _cdef()
 
 
-def _rel(name):
-    # setuptools wants source paths relative to the project root
-    return os.path.relpath(os.path.join(HERE, name), ROOT) if os.getcwd() == ROOT else os.path.join(HERE, name)
-
-
 def compile_flags():
     """(compile args, link args) for this platform and environment."""
     cflags, ldflags = [], []
@@ -58,20 +54,28 @@ def compile_flags():
     return cflags, ldflags
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(CDEF)
-_cflags, _ldflags = compile_flags()
-ffibuilder.set_source(
-    "kernels._pynet_c",
-    '#include "pynet.h"',
-    sources=[_rel(s) for s in SOURCES],
-    depends=[_rel(s) for s in DEPENDS],
-    include_dirs=[_rel(".") if os.getcwd() == ROOT else HERE],
-    extra_compile_args=_cflags,
-    extra_link_args=_ldflags,
-)
+def make_builder(relative: bool) -> FFI:
+    """The cffi builder of ``kernels._pynet_c``; ``relative``: source paths relative to the project root (setuptools
+    wants them so when it builds from there), else absolute."""
+    def path(name):
+        full = os.path.join(HERE, name)
+        return os.path.relpath(full, ROOT) if relative else full
+
+    cflags, ldflags = compile_flags()
+    builder = FFI()
+    builder.cdef(CDEF)
+    builder.set_source("kernels._pynet_c", '#include "pynet.h"', sources=[path(s) for s in SOURCES],
+                       depends=[path(s) for s in DEPENDS], include_dirs=[path(".")], extra_compile_args=cflags,
+                       extra_link_args=ldflags)
+    return builder
+
+
+ffibuilder = make_builder(relative=os.getcwd() == ROOT)
 
 if __name__ == "__main__":
-    # in-place development build: kernels/_pynet_c.*.so next to kernels/c_backend.py
-    os.chdir(ROOT)
-    ffibuilder.compile(tmpdir=ROOT, verbose=True)
+    # In-place development build: compiled in build/ffi, then copied next to kernels/c_backend.py. cffi's compile
+    # reads the project configuration of the directory it builds in with this environment's setuptools (a
+    # virtual environment's may predate pyproject.toml's license string), so it builds where there is none.
+    out = os.path.join(ROOT, "build", "ffi")
+    built = make_builder(relative=False).compile(tmpdir=out, verbose=True)
+    shutil.copy2(built, os.path.join(ROOT, "kernels", os.path.basename(built)))
