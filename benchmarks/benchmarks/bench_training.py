@@ -31,6 +31,35 @@ class Epoch:
     track_gflops.unit = "GFLOP/s"
 
 
+class FitEpoch:
+    """One epoch of MLP.fit, what users run: the fused kernel plus the fit's own work, with the default
+    diagnostics (dead units, ‖dW‖² per layer) on and off. Epoch above times the kernel alone, as a peer's loop
+    has no diagnostics; the gap between the two settings here is what the diagnostics cost."""
+
+    params = (list(kernels.BACKENDS), [True, False])
+    param_names = ["backend", "diagnostics"]
+    timeout = 300
+
+    def setup(self, backend, diagnostics):
+        backend_or_skip(backend)
+        import numpy as np
+
+        from pynet import MLP
+
+        rng = np.random.default_rng(0)
+        self.X = rng.standard_normal((20_000, 784)).astype(np.float32)
+        self.y = rng.integers(0, 10, 20_000)
+        self.net = MLP([784, 128, 10], output="softmax", backend=backend)
+        self.fit(diagnostics, 256)  # JIT compilation and first touch, outside the timing
+
+    def fit(self, diagnostics, rows):
+        self.net.fit(self.X[:rows], self.y[:rows], loss="cross_entropy", epochs=1, batch_size=128,
+                     diagnostics=diagnostics)
+
+    def time_fit_epoch(self, backend, diagnostics):
+        self.fit(diagnostics, self.X.shape[0])
+
+
 class FitMemory:
     params = (list(kernels.BACKENDS),)
     param_names = ["backend"]
