@@ -8,6 +8,22 @@ static inline REAL SFX(sigmoid1)(REAL z)
     return (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
 }
 
+void SFX(pynet_math_function)(int fn, int64_t n, const REAL *X, REAL *Y)
+{
+    for (int64_t t = 0; t < n; ++t) {
+        const REAL x = X[t];
+        switch (fn) {
+        case M_EXP: Y[t] = R_EXP(x); break;
+        case M_EXPM1: Y[t] = R_EXPM1(x); break;
+        case M_LOG: Y[t] = R_LOG(x); break;
+        case M_LOG1P: Y[t] = R_LOG1P(x); break;
+        case M_TANH: Y[t] = R_TANH(x); break;
+        case M_SIGMOID: Y[t] = SFX(sigmoid1)(x); break;
+        default: Y[t] = (x > 0 ? x : 0) + R_LOG1P(R_EXP(-R_FABS(x))); break;
+        }
+    }
+}
+
 void SFX(pynet_activation_forward)(int act, int64_t size, const REAL *Z, REAL *A)
 {
     switch (act) {

@@ -91,6 +91,7 @@ void pynet_dense_backward_ws_f64(int64_t n, int64_t i, int64_t o, const double *
 /* contract codes (kernels/contract.py) */
 enum { ACT_IDENTITY, ACT_RELU, ACT_SOFTPLUS, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX };
 enum { LOSS_SSR, LOSS_MSE, LOSS_BCE, LOSS_CE };
+enum { M_EXP, M_EXPM1, M_LOG, M_LOG1P, M_TANH, M_SIGMOID, M_SOFTPLUS };
 enum { OPT_SGD, OPT_ADAM };
 enum { H_LR, H_MOM, H_NEST, H_WD, H_B1, H_B2, H_EPS };
 

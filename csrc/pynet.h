@@ -40,6 +40,10 @@ void pynet_dense_backward_f32(int64_t n, int64_t i, int64_t o, const float *X, c
 void pynet_dense_backward_f64(int64_t n, int64_t i, int64_t o, const double *X, const double *W, const double *dZ,
                               double *dW, double *db, double *dX);
 
+/* ---- elementwise math: Y = f(X), f = the contract's MATH[fn], within MATH_ULP (Y may be X) */
+void pynet_math_function_f32(int fn, int64_t n, const float *X, float *Y);
+void pynet_math_function_f64(int fn, int64_t n, const double *X, double *Y);
+
 /* ---- activations */
 /* A = f(Z) elementwise over size entries (A may be Z) */
 void pynet_activation_forward_f32(int act, int64_t size, const float *Z, float *A);

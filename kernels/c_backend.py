@@ -134,6 +134,10 @@ def dense_backward(X, W, dZ, dW, db, dX):
 
 
 # --------------------------------------------------------------------------- activations
+def math_function(fn, X, Y):
+    _fn("math_function", X.dtype)(fn, X.size, _p(X), _p(Y))
+
+
 def activation_forward(act, Z, A):
     _fn("activation_forward", Z.dtype)(act, Z.size, _p(Z), _p(A))
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import contract as C
 
-_REGISTRY = {"act": C.ACTIVATIONS, "loss": C.LOSSES, "opt": C.OPTIMIZERS}
+_REGISTRY = {"act": C.ACTIVATIONS, "loss": C.LOSSES, "opt": C.OPTIMIZERS, "math": C.MATH}
 #: dimension symbols that may be zero (optional diagnostics, empty permutations)
 _MAY_BE_ZERO = {"H", "G", "m", "T"}
 
@@ -104,7 +104,8 @@ def check(kernel: C.Kernel, values: tuple) -> tuple:
 
 def _check_aliasing(kernel: C.Kernel, named: dict) -> None:
     """Outputs must not overlap other arguments, except the in-place pairs the contract allows."""
-    allowed = {("activation_forward", "Z", "A"), ("activation_backward", "dA", "dZ")}
+    allowed = {("activation_forward", "Z", "A"), ("activation_backward", "dA", "dZ"),
+               ("math_function", "X", "Y")}
     arrays = [(a, named[a.name]) for a in kernel.args
               if a.shape is not None and isinstance(named.get(a.name), np.ndarray)]
     for i, (a1, v1) in enumerate(arrays):

@@ -60,6 +60,14 @@ libm's tanh or exp may: steps that amplify rounding are ill-conditioned for ever
 reference included — Adam's step −lr·g/(|g|+ε) moves by up to lr/ε per unit change of g when weight
 decay cancels the gradient to about ε, tanh′ = 1 − A² turns one ulp of a saturated A into a relative
 error of ulp/(1 − A²), and a ReLU input crossing 0 switches a unit.
+Elementwise math (:data:`MATH`: exp, expm1, log, log1p, tanh, sigmoid, softplus) is computed by the
+fast backends as SIMD polynomial approximations, not by libm. :data:`MATH_ULP` states their accuracy
+and ``tests/test_math_accuracy.py`` checks it on every backend over more than 10⁶ points per function
+and dtype, spanning the whole float range (saturation, overflow and the subnormal region included):
+|y − f(x)| ≤ MATH_ULP · ulp(f(x)), with f(x) computed in a wider type; where |f(x)| is below the
+smallest normal number the bound is that number itself (results there may flush to zero). Every
+finite f(x) gives a finite y, and NaN in gives NaN out. The activations, softmax and the
+cross-entropies are built on these functions.
 The Numba backend uses no fastmath flags; its GEMM micro-kernel fuses each k term with an explicit FMA
 (within this tolerance; no nnan/ninf, so non-finite losses are still detected).
 """
@@ -78,10 +86,15 @@ ELEMENTWISE = ACTIVATIONS[:5]
 LOSSES = ("ssr", "mse", "binary_cross_entropy", "cross_entropy")
 #: Optimizer kernels; full-batch "gd" runs the sgd update on the whole data.
 OPTIMIZERS = ("sgd", "adam")
+#: Elementwise math functions (the ``math_function`` kernel; what activations and losses are built on).
+MATH = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus")
+#: Max error of every backend's :data:`MATH` functions, in units in the last place of the result.
+MATH_ULP = {np.dtype(np.float32): 4.0, np.dtype(np.float64): 4.0}
 #: Fields of the float64 ``hyper`` vector, in order.
 HYPER = ("lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps")
 
 IDENTITY, RELU, SOFTPLUS, SIGMOID, TANH, SOFTMAX = range(6)
+M_EXP, M_EXPM1, M_LOG, M_LOG1P, M_TANH, M_SIGMOID, M_SOFTPLUS = range(len(MATH))
 SSR, MSE, BCE, CE = range(4)
 SGD, ADAM = range(2)
 
@@ -352,6 +365,9 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("activation_backward",
            (S("act", "act"), A("A", "float", "n,o"), A("dA", "float", "n,o"), A("dZ", "float", "n,o", "out")),
            None, "dZ = dA ⊙ f′ computed from A = f(Z) (dZ may be dA)", _check_elementwise),
+    Kernel("math_function",
+           (S("fn", "math"), A("X", "float", "n"), A("Y", "float", "n", "out")),
+           None, "Y = f(X) elementwise for f in MATH, within MATH_ULP (Y may be X)"),
     Kernel("softmax",
            (A("Z", "float", "n,k"), A("P", "float", "n,k", "out")),
            None, "P_ij = exp(Z_ij − max_j Z_i) / Σ_j exp(Z_ij − max_j Z_i)"),

@@ -38,7 +38,6 @@ Design notes (why, not what)
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
@@ -82,8 +81,8 @@ from llvmlite import ir  # noqa: E402
 if _cache_dir is not None:
     numba.config.CACHE_DIR = _cache_dir  # numba read its config at import; the locator reads this
 
-from .contract import (ADAM, BCE, CE, IDENTITY, MSE, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SSR,  # noqa: E402
-                       TANH)
+from .contract import (ADAM, BCE, CE, IDENTITY, M_EXP, M_EXPM1, M_LOG, M_LOG1P, M_SIGMOID, M_TANH,  # noqa: E402
+                       MSE, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SSR, TANH)
 
 _JIT = dict(cache=True, nogil=True)
 
@@ -762,6 +761,28 @@ def _sigmoid1(z):
     one = _as(1, z)
     e = np.exp(-abs(z))
     return (one if z >= 0 else e) / (one + e)
+
+
+@njit(**_JIT)
+def _math(fn, X, Y):
+    """Y = f(X) for f = MATH[fn] (Y may be X)."""
+    zero = _as(0, X)
+    for i in range(X.shape[0]):
+        v = X[i]
+        if fn == M_EXP:
+            Y[i] = np.exp(v)
+        elif fn == M_EXPM1:
+            Y[i] = np.expm1(v)
+        elif fn == M_LOG:
+            Y[i] = np.log(v) if v >= zero else np.nan
+        elif fn == M_LOG1P:
+            Y[i] = np.log1p(v) if v >= -1 else np.nan
+        elif fn == M_TANH:
+            Y[i] = np.tanh(v)
+        elif fn == M_SIGMOID:
+            Y[i] = _sigmoid1(v)
+        else:
+            Y[i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
 
 
 @njit(inline="always", **_JIT)
@@ -1690,6 +1711,11 @@ def dense_backward(X, W, dZ, dW, db, dX):
         _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dW, False, Ap, Bp, _thread_context(par))
     else:
         _dense_backward(_ro(X), _ro(W), _ro(dZ), dW, db, dX, True, Ap, Bp, _thread_context(par))
+
+
+@_entry
+def math_function(fn, X, Y):
+    _math(int(fn), _ro(X), Y)
 
 
 @_entry

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .contract import (ADAM, BCE, CE, HYPER, IDENTITY, MSE, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SSR, TANH,
-                       layout)
+                       M_EXP, M_EXPM1, M_LOG, M_LOG1P, M_SIGMOID, M_SOFTPLUS, M_TANH, layout)
 
 _LR, _MOM, _NEST, _WD, _B1, _B2, _EPS = range(len(HYPER))
 
@@ -33,6 +33,23 @@ def _sigmoid(Z, out):
     e = np.exp(-np.abs(Z))
     np.divide(np.where(Z >= 0, 1.0, e), 1.0 + e, out=out)
     return out
+
+
+def math_function(fn, X, Y):
+    if fn == M_EXP:
+        np.exp(X, out=Y)
+    elif fn == M_EXPM1:
+        np.expm1(X, out=Y)
+    elif fn == M_LOG:
+        np.log(X, out=Y)
+    elif fn == M_LOG1P:
+        np.log1p(X, out=Y)
+    elif fn == M_TANH:
+        np.tanh(X, out=Y)
+    elif fn == M_SIGMOID:
+        activation_forward(SIGMOID, X, Y)
+    elif fn == M_SOFTPLUS:
+        activation_forward(SOFTPLUS, X, Y)
 
 
 def activation_forward(act, Z, A):

@@ -37,6 +37,12 @@ def make_args(name, dtype, rng, shape, variant=0):
         return [f(n, i), f(i, o), f(o), z(n, o)]
     if name == "dense_backward":
         return [f(n, i), f(i, o), f(n, o), z(i, o), z(o), None if variant % 2 else z(n, i)]
+    if name == "math_function":
+        fn = variant % len(C.MATH)
+        x = f(n * o) * 5
+        if C.MATH[fn] in ("log", "log1p"):
+            x = np.abs(x)
+        return [fn, x, z(n * o)]
     if name == "activation_forward":
         act = variant % 5
         return [act, f(n, o) * 3, z(n, o)]
