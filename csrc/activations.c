@@ -10,18 +10,7 @@ static inline REAL SFX(sigmoid1)(REAL z)
 
 void SFX(pynet_math_function)(int fn, int64_t n, const REAL *X, REAL *Y)
 {
-    for (int64_t t = 0; t < n; ++t) {
-        const REAL x = X[t];
-        switch (fn) {
-        case M_EXP: Y[t] = R_EXP(x); break;
-        case M_EXPM1: Y[t] = R_EXPM1(x); break;
-        case M_LOG: Y[t] = R_LOG(x); break;
-        case M_LOG1P: Y[t] = R_LOG1P(x); break;
-        case M_TANH: Y[t] = R_TANH(x); break;
-        case M_SIGMOID: Y[t] = SFX(sigmoid1)(x); break;
-        default: Y[t] = (x > 0 ? x : 0) + R_LOG1P(R_EXP(-R_FABS(x))); break;
-        }
-    }
+    VM_MATH(fn, n, X, Y);
 }
 
 void SFX(pynet_activation_forward)(int act, int64_t size, const REAL *Z, REAL *A)
@@ -42,17 +31,14 @@ void SFX(pynet_activation_forward)(int act, int64_t size, const REAL *Z, REAL *A
         for (int64_t t = 0; t < size; ++t)
             A[t] = Z[t] < 0 ? 0 : Z[t];   /* NaN passes through, as np.maximum does */
         break;
-    case ACT_SOFTPLUS: /* max(z, 0) + log1p(e^−|z|): finite for every z */
-        for (int64_t t = 0; t < size; ++t)
-            A[t] = (Z[t] > 0 ? Z[t] : 0) + R_LOG1P(R_EXP(-R_FABS(Z[t])));
+    case ACT_SOFTPLUS: /* max(z, 0) + log1p(e^−|z|): finite for every z (vmath.h) */
+        VM_MATH(M_SOFTPLUS, size, Z, A);
         break;
     case ACT_SIGMOID:
-        for (int64_t t = 0; t < size; ++t)
-            A[t] = SFX(sigmoid1)(Z[t]);
+        VM_MATH(M_SIGMOID, size, Z, A);
         break;
     case ACT_TANH:
-        for (int64_t t = 0; t < size; ++t)
-            A[t] = R_TANH(Z[t]);
+        VM_MATH(M_TANH, size, Z, A);
         break;
     default:
         break;
@@ -77,17 +63,10 @@ void SFX(pynet_activation_backward)(int act, int64_t size, const REAL *A, const 
         for (int64_t t = 0; t < size; ++t)
             dZ[t] = dA[t] * (A[t] > 0 ? (REAL)1 : (REAL)0);   /* a product, as the reference: NaN/inf in dA propagate */
         break;
-    case ACT_SOFTPLUS: /* softplus'(z) = σ(z) = 1 − e^(−A) */
-        for (int64_t t = 0; t < size; ++t)
-            dZ[t] = dA[t] * -R_EXPM1(-A[t]);
-        break;
+    case ACT_SOFTPLUS: /* softplus'(z) = σ(z) = 1 − e^(−A); sigmoid' = A(1 − A); tanh' = 1 − A² */
     case ACT_SIGMOID:
-        for (int64_t t = 0; t < size; ++t)
-            dZ[t] = dA[t] * (A[t] * (1 - A[t]));
-        break;
     case ACT_TANH:
-        for (int64_t t = 0; t < size; ++t)
-            dZ[t] = dA[t] * (1 - A[t] * A[t]);
+        VM_ACT_BACKWARD(act, size, A, dA, dZ);
         break;
     default:
         break;

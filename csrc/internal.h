@@ -49,6 +49,14 @@ void pynet_relu_forward_avx2_f32(int64_t size, const float *Z, float *A);
 void pynet_relu_backward_avx2_f32(int64_t size, const float *A, const float *dA, float *dZ);
 #endif
 
+/* Elementwise math at the widest ISA in use (vmath.c): Y = MATH[fn](X); dZ = dA ⊙ f′(A) for softplus,
+ * sigmoid and tanh */
+enum { PYNET_ISA_BASE, PYNET_ISA_AVX2, PYNET_ISA_AVX512 };
+void pynet_vm_math_f32(int fn, int64_t n, const float *X, float *Y);
+void pynet_vm_math_f64(int fn, int64_t n, const double *X, double *Y);
+void pynet_vm_act_backward_f32(int act, int64_t n, const float *A, const float *dA, float *dZ);
+void pynet_vm_act_backward_f64(int act, int64_t n, const double *A, const double *dA, double *dZ);
+
 /* Threads a GEMM of m·n·k multiply-adds should use (1 below the threshold). */
 int pynet_threads_for(double macs);
 int pynet_gemm_path(void);   /* 0 auto, 1 panel path, 2 packed path (PYNET_GEMM_PATH) */

@@ -34,6 +34,9 @@
 #define VEC_UKR_EP pynet_ukr_ep_avx2_f32
 #endif
 
+#define VM_MATH pynet_vm_math_f32
+#define VM_ACT_BACKWARD pynet_vm_act_backward_f32
+
 #include "ukernel_scalar.c"
 #include "gemm.c"
 #include "dense.c"

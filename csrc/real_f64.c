@@ -20,6 +20,9 @@
 #define R_TANH tanh
 #define R_FABS fabs
 
+#define VM_MATH pynet_vm_math_f64
+#define VM_ACT_BACKWARD pynet_vm_act_backward_f64
+
 #include "ukernel_scalar.c"
 #include "gemm.c"
 #include "dense.c"

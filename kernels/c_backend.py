@@ -39,6 +39,41 @@ finally:
 #: the compiler that built the extension (shown by ``pynet info``)
 COMPILER = ffi.string(lib.pynet_compiler()).decode()
 
+#: vector instruction sets the elementwise math is built for, narrowest first (csrc/vmath.c)
+ISAS = ("base", "avx2", "avx512")
+
+
+def supported_isas() -> tuple:
+    """The ISAs this CPU (and its OS) can run, narrowest first."""
+    return ISAS[:int(lib.pynet_isa_supported()) + 1]
+
+
+def _check_isa_request():
+    # PYNET_ISA caps the ISA; asking for one this CPU lacks, or a name that is none, is an error, not a fallback
+    want = os.environ.get("PYNET_ISA")
+    if want is None or want == "scalar":
+        return
+    if want not in ISAS:
+        raise ImportError(f"PYNET_ISA={want!r} is not one of {', '.join(ISAS)}")
+    if want not in supported_isas():
+        raise ImportError(f"PYNET_ISA={want} is not supported by this CPU (it supports {', '.join(supported_isas())})")
+
+
+_check_isa_request()
+
+
+def isa() -> str:
+    """The ISA the elementwise math runs on now."""
+    return ISAS[int(lib.pynet_get_isa())]
+
+
+def set_isa(name: str) -> str:
+    """Run the elementwise math on ``name`` (a test hook; PYNET_ISA sets it for a whole process)."""
+    if name not in supported_isas():
+        raise ValueError(f"isa: {name!r} is not supported here (supported: {', '.join(supported_isas())})")
+    lib.pynet_set_isa(ISAS.index(name))
+    return isa()
+
 _F32 = np.dtype(np.float32)
 _CTYPE = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
 

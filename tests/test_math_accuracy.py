@@ -147,3 +147,37 @@ def test_math_in_place_and_every_length(backend, dtype):
         y = x[:n].copy()
         k.math_function("tanh", y, y)           # in place
         np.testing.assert_array_equal(y, full[:n])
+
+
+def test_c_math_same_bits_on_every_isa(dtype):
+    """Every lane runs the same operations whatever the vector width, so each ISA the CPU supports gives the
+    portable instance's bits (which the accuracy test above checks)."""
+    if kernels.status().get("c") is not None:
+        pytest.skip("the C backend is not built")
+    from kernels import c_backend
+    k = kernels.load("c")
+    before = c_backend.isa()
+    try:
+        results = {}
+        for isa in c_backend.supported_isas():
+            c_backend.set_isa(isa)
+            assert c_backend.isa() == isa
+            for fn in C.MATH:
+                x, _ = truth(C.MATH.index(fn), dtype.name)
+                y = np.empty_like(x)
+                with np.errstate(all="ignore"):
+                    k.math_function(fn, x, y)
+                if isa == "base":
+                    results[fn] = y
+                else:
+                    np.testing.assert_array_equal(y, results[fn], err_msg=f"{fn} on {isa}")
+    finally:
+        c_backend.set_isa(before)
+
+
+def test_c_isa_request_checked():
+    if kernels.status().get("c") is not None:
+        pytest.skip("the C backend is not built")
+    from kernels import c_backend
+    with pytest.raises(ValueError, match="isa"):
+        c_backend.set_isa("sse9")
