@@ -59,7 +59,8 @@ void pynet_vm_act_backward_f64(int act, int64_t n, const double *A, const double
 
 /* Threads a GEMM of m·n·k multiply-adds should use (1 below the threshold). */
 int pynet_threads_for(double macs);
-int pynet_gemm_path(void);   /* 0 auto, 1 panel path, 2 packed path (PYNET_GEMM_PATH) */
+int pynet_gemm_path(void);
+int pynet_tiles(void);       /* 1 when train_gd may use row tiles (PYNET_TILES=0 turns them off) */   /* 0 auto, 1 panel path, 2 packed path (PYNET_GEMM_PATH) */
 void *pynet_aligned_alloc(size_t bytes);
 void pynet_aligned_free(void *p);
 

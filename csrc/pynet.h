@@ -19,6 +19,7 @@ int pynet_simd_active(void);                       /* 1 when the AVX2+FMA micro-
 int pynet_openmp(void);                            /* 1 when built with OpenMP */
 int pynet_block_sizes(int dbl, int64_t *out5);     /* out5 = MR, NR, MC, KC, NC for f32 (dbl=0) or f64 */
 int pynet_set_gemm_path(int path);                 /* 0 auto, 1 panel path, 2 packed path (tests); returns it */
+int pynet_set_tiles(int on);                       /* 0: train_gd never uses row tiles (tests); returns it */
 const char *pynet_compiler(void);
 int pynet_isa_supported(void);                     /* widest vector ISA the CPU and OS allow: 0 base, 1 avx2, 2 avx512 */
 int pynet_get_isa(void);                           /* the ISA the elementwise math runs (PYNET_ISA caps it) */

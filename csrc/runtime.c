@@ -79,6 +79,25 @@ int pynet_set_gemm_path(int path)
     return g_path;
 }
 
+/* Whether train_gd may run large batches of narrow networks by row tiles (train.c): 1 by default; 0 from
+ * PYNET_TILES=0 or pynet_set_tiles(0) (tests compare the two, benchmarks time them). */
+static int g_tiles = -1;
+
+int pynet_tiles(void)
+{
+    if (g_tiles < 0) {
+        const char *env = getenv("PYNET_TILES");
+        g_tiles = !(env && env[0] == '0');
+    }
+    return g_tiles;
+}
+
+int pynet_set_tiles(int on)
+{
+    g_tiles = on ? 1 : 0;
+    return g_tiles;
+}
+
 int pynet_threads_for(double macs)
 {
     int nt = pynet_get_num_threads();

@@ -322,16 +322,186 @@ static double SFX(sum_sq)(int64_t n, const REAL *x)
     return s;
 }
 
+/* ---- Row tiles for large batches of narrow networks (train_gd).
+ *
+ * A whole-batch step of a narrow network (SimpleChains' 4-32-16-4 on 10,000 rows) runs six GEMMs of
+ * k or n ≤ 32 over every row, each split over the threads with a barrier, and its activations (2 MB)
+ * stream through L2 between layers. Tiles of TILE rows instead go through the whole network — forward, loss,
+ * backward — while their activations stay in L1/L2, one tile per thread at a time with no barrier, and
+ * each tile's gradient is added into one of TILE_GROUPS fixed group sums (tiles in order within a group,
+ * groups in order at the end): the same bits for every thread count. A tile's output loss is normalised
+ * over its own rows; its gradient and loss are scaled by its share of the batch (Σw_tile / Σw; 1 for ssr,
+ * a sum), which is the batch's gradient up to the summation order. */
+#define TILE_GROUPS 8
+#define TILE_BYTES (96 * 1024)      /* a tile's activations and deltas: L2-resident with room to spare */
+
+static int64_t SFX(row_tile)(const SFX(net) *nt)
+{
+    int64_t per_row = 0;
+    for (int64_t l = 1; l <= nt->L; ++l)
+        per_row += nt->sizes[l];
+    per_row += 2 * nt->maxw;
+    int64_t t = TILE_BYTES / ((int64_t)sizeof(REAL) * per_row) / 8 * 8;
+    return PYNET_MAX(64, PYNET_MIN(512, t));
+}
+
+/* Tiles pay when there are several and every tile product is too small to be split over threads anyway. */
+static int SFX(tiled_ok)(const SFX(net) *nt, int64_t n)
+{
+    const int64_t T = SFX(row_tile)(nt);
+    if (n < 4 * T || !pynet_tiles())
+        return 0;
+    for (int64_t l = 0; l < nt->L; ++l)
+        if ((double)T * (double)nt->sizes[l] * (double)nt->sizes[l + 1] >= PYNET_PAR_MIN_MACS)
+            return 0;
+    return 1;
+}
+
+typedef struct {
+    int64_t T, ntiles, nth, P;
+    SFX(net) *nets;            /* one per thread, each with T-row buffers */
+    REAL **hs;                 /* per thread: L + 1 layer pointers */
+    REAL *buf;                 /* per-thread activations, deltas and tile gradient; then the group sums */
+    REAL *groups;              /* TILE_GROUPS × P */
+    double *values;            /* per tile: its scaled loss */
+    int64_t per_thread;        /* elements of buf per thread */
+} SFX(tiler);
+
+static void SFX(tiler_free)(SFX(tiler) *tl)
+{
+    if (tl->nets)
+        for (int64_t t = 0; t < tl->nth; ++t)
+            SFX(pynet_pack_free)(&tl->nets[t].pk);
+    free(tl->nets);
+    free(tl->hs);
+    free(tl->values);
+    pynet_aligned_free(tl->buf);
+    memset(tl, 0, sizeof *tl);
+}
+
+/* 0 on success; −1 when out of memory (everything freed) */
+static int SFX(tiler_init)(SFX(tiler) *tl, const SFX(net) *proto, int64_t n, int64_t P, int nth)
+{
+    const int64_t L = proto->L, T = SFX(row_tile)(proto);
+    memset(tl, 0, sizeof *tl);
+    tl->T = T;
+    tl->ntiles = (n + T - 1) / T;
+    tl->nth = nth;
+    tl->P = P;
+    int64_t acts = 0;
+    for (int64_t l = 1; l <= L; ++l)
+        acts += T * proto->sizes[l];
+    /* per thread: h[1..L], g1, g2, the tile gradient (each start rounded to a cache line) */
+    tl->per_thread = (acts + 2 * T * proto->maxw + P + 64) / 16 * 16;
+    tl->nets = calloc((size_t)nth, sizeof *tl->nets);
+    tl->hs = malloc((size_t)(nth * (L + 1)) * sizeof *tl->hs);
+    tl->values = malloc((size_t)tl->ntiles * sizeof *tl->values);
+    tl->buf = pynet_aligned_alloc((size_t)(nth * tl->per_thread + TILE_GROUPS * P) * sizeof(REAL));
+    if (!tl->nets || !tl->hs || !tl->values || !tl->buf) {
+        SFX(tiler_free)(tl);
+        return -1;
+    }
+    tl->groups = tl->buf + nth * tl->per_thread;
+    for (int64_t t = 0; t < nth; ++t) {
+        REAL **h = tl->hs + t * (L + 1), *w = tl->buf + t * tl->per_thread;
+        h[0] = NULL;                                   /* each tile points it into X */
+        for (int64_t l = 1; l <= L; ++l) {
+            h[l] = w;
+            w += T * proto->sizes[l];
+        }
+        if (SFX(net_init)(&tl->nets[t], L, proto->sizes, proto->acts, T, h) != 0) {
+            tl->nth = t;                               /* free the packs made so far */
+            SFX(tiler_free)(tl);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, int loss, int64_t rows,
+                                const REAL *Y, const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive,
+                                int64_t P, const SFX(gather_job) *next);
+
+/* grads = ∇L over all n rows of X, by tiles (see above); returns the loss, NaN when the gradient overflowed */
+static double SFX(tiled_gradient)(SFX(tiler) *tl, const REAL *params, REAL *grads, int loss, int64_t n,
+                                  const REAL *X, const REAL *Y, const REAL *sw)
+{
+    const SFX(net) *proto = &tl->nets[0];
+    const int64_t T = tl->T, nt = tl->ntiles, P = tl->P, n0 = proto->sizes[0], k = proto->sizes[proto->L];
+    double wtot = (double)n;
+    if (sw) {
+        wtot = 0;
+        for (int64_t r = 0; r < n; ++r)
+            wtot += sw[r];
+    }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(tl->nth) schedule(dynamic, 1) if (tl->nth > 1)
+#endif
+    for (int64_t g = 0; g < TILE_GROUPS; ++g) {
+#ifdef _OPENMP
+        const int me = omp_get_thread_num();
+#else
+        const int me = 0;
+#endif
+        SFX(net) *net = &tl->nets[me];
+        REAL *w = tl->buf + me * tl->per_thread;
+        int64_t acts = 0;
+        for (int64_t l = 1; l <= net->L; ++l)
+            acts += T * net->sizes[l];
+        REAL *g1 = w + acts, *g2 = g1 + T * net->maxw, *tg = g2 + T * net->maxw;
+        REAL *sum = tl->groups + g * P;
+        const int64_t t0 = nt * g / TILE_GROUPS, t1 = nt * (g + 1) / TILE_GROUPS;
+        for (int64_t p = 0; p < P; ++p)
+            sum[p] = 0;
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t r0 = t * T, rows = PYNET_MIN(T, n - r0);
+            double wt = (double)rows;
+            if (sw) {
+                wt = 0;
+                for (int64_t r = r0; r < r0 + rows; ++r)
+                    wt += sw[r];
+            }
+            if (wt == 0) {                         /* a tile of zero weights adds nothing (and would divide by 0) */
+                tl->values[t] = 0;
+                continue;
+            }
+            net->h[0] = (REAL *)(X + r0 * n0);     /* read only, as in train_gd */
+            const double v = SFX(net_gradient)(net, params, tg, loss, rows, Y + r0 * k, sw ? sw + r0 : NULL, g1,
+                                               g2, 0, NULL, P, NULL);
+            const double share = loss == LOSS_SSR ? 1.0 : wt / wtot;
+            tl->values[t] = v * share;
+            const REAL f = (REAL)share;
+            if (isfinite(v))
+                for (int64_t p = 0; p < P; ++p)
+                    sum[p] += f * tg[p];
+        }
+    }
+    double value = 0;
+    for (int64_t t = 0; t < nt; ++t)
+        value += tl->values[t];
+    if (!isfinite(value))
+        return value;
+    for (int64_t p = 0; p < P; ++p) {
+        REAL acc = tl->groups[p];
+        for (int64_t g = 1; g < TILE_GROUPS; ++g)
+            acc += tl->groups[g * P + p];
+        grads[p] = acc;
+    }
+    return SFX(any_nonfinite)(P, grads) ? NAN : value;
+}
+
 /* One forward / loss / backward / update on rows rows already in h[0], Y, sw.
  * Returns the loss; *moved = max|Δ| (infinity and no update when the loss or gradient is not finite),
  * unless moved is NULL (train_epoch: then the optimizer need not track it). */
 static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, int64_t rows, const REAL *Y,
                             const REAL *sw, int opt, const double *hyper, REAL *state, int64_t *step, REAL *g1,
                             REAL *g2, int64_t n_alive, int64_t *alive, int64_t n_grad_sq, double *grad_sq,
-                            int64_t P, double *moved, const SFX(gather_job) *next)
+                            int64_t P, double *moved, const SFX(gather_job) *next, SFX(tiler) *tiles)
 {
     const int64_t L = nt->L;
-    const double value = SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P, next);
+    const double value = tiles ? SFX(tiled_gradient)(tiles, params, grads, loss, rows, nt->h[0], Y, sw)
+                               : SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P,
+                                                   next);
     if (!isfinite(value)) {
         if (moved)
             *moved = INFINITY;
@@ -476,7 +646,7 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
         const int ov = spare && nnext > 0 && SFX(overlap_ok)(&nt, rows, pynet_get_num_threads());
         const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
                                            step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, NULL,
-                                           ov ? &next : NULL);
+                                           ov ? &next : NULL, NULL);
         ready = ov;
         if (ov) {                                            /* the next batch is in the spare buffers: swap */
             REAL *t = h[0];
@@ -559,11 +729,21 @@ int64_t SFX(pynet_train_gd)(REAL *params, REAL *grads, int64_t nlayers, const in
     }
     g2 = g1 + n * nt.maxw;
     const int64_t P = SFX(n_params)(L, sizes);
+    SFX(tiler) tiles, *tp = NULL;
+    if (SFX(tiled_ok)(&nt, n)) {
+        if (SFX(tiler_init)(&tiles, &nt, n, P, pynet_get_num_threads()) != 0) {
+            SFX(pynet_pack_free)(&nt.pk);
+            if (h != hstack)
+                free(h);
+            return -1;
+        }
+        tp = &tiles;
+    }
     int64_t s, done = max_steps;
     for (s = 0; s < max_steps; ++s) {                        /* one full-batch step per iteration */
         double moved;
         const double value = SFX(net_step)(&nt, params, grads, loss, n, Y, sw, opt, hyper, state, step, g1, g2,
-                                           0, NULL, 0, NULL, P, &moved, NULL);
+                                           0, NULL, 0, NULL, P, &moved, NULL, tp);
         losses[s] = value;
         last_step[0] = moved;
         if (!isfinite(value) || moved < tol) {
@@ -571,6 +751,8 @@ int64_t SFX(pynet_train_gd)(REAL *params, REAL *grads, int64_t nlayers, const in
             break;
         }
     }
+    if (tp)
+        SFX(tiler_free)(tp);
     SFX(pynet_pack_free)(&nt.pk);
     if (h != hstack)
         free(h);

@@ -130,6 +130,11 @@ def set_gemm_path(path: int) -> int:
     return int(lib.pynet_set_gemm_path(int(path)))
 
 
+def set_tiles(on: bool) -> bool:
+    """Test hook: False keeps train_gd on whole-batch products (no row tiles); returns the setting."""
+    return bool(lib.pynet_set_tiles(1 if on else 0))
+
+
 def gemm(A, B, C, beta=0):
     """C = A·B (beta 0) or C += A·B (beta 1) for 2-D arrays given as numpy views of any strides.
 
@@ -238,9 +243,12 @@ def batch_gradient(params, grads, sizes, acts, loss, X, Y, sw, rows, workspace):
 
 def train_gd(params, grads, sizes, acts, loss, X, Y, sw, opt, hyper, state, step, tol, max_steps,
              workspace, losses, last_step):
-    return int(_fn("train_gd", params.dtype)(
+    done = int(_fn("train_gd", params.dtype)(
         _p(params), _p(grads), acts.shape[0], _i(sizes), _i(acts), loss, X.shape[0], _p(X), _p(Y), _p(sw), opt,
         _d(hyper), _p(state), _i(step), tol, max_steps, _p(workspace), _d(losses), _d(last_step)))
+    if done < 0:
+        raise MemoryError("train_gd: could not allocate its packing and tile buffers")
+    return done
 
 
 def predict(params, sizes, acts, X, out, block, workspace):

@@ -432,3 +432,45 @@ def test_every_contract_kernel_is_declared_and_built_in_both_precisions():
     for name in C.KERNEL_NAMES:
         for suffix in ("f32", "f64"):
             assert callable(getattr(lib, f"pynet_{name}_{suffix}", None)), f"pynet_{name}_{suffix}"
+
+
+@pytest.fixture
+def tiles():
+    yield cb.set_tiles
+    cb.set_tiles(True)
+
+
+@pytest.mark.parametrize("loss, out, weighted", [(C.MSE, C.IDENTITY, False), (C.CE, C.SOFTMAX, True),
+                                                  (C.SSR, C.IDENTITY, True), (C.BCE, C.SIGMOID, False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_train_gd_row_tiles_match_whole_batch_and_reference(dtype, loss, out, weighted, tiles, threads):
+    """A large batch of a narrow network runs by row tiles (train.c): the same steps as whole-batch products
+    and the reference, up to summation order, and the same bits on one and two threads."""
+    rng = np.random.default_rng(31)
+    n = 3001                                    # several tiles and a short last one
+    sizes, acts, params, X, Y = _net(rng, dtype, [4, 32, 16, 3 if loss != C.BCE else 2],
+                                     [C.TANH, C.SOFTPLUS, out], loss, n)
+    sw = rng.uniform(0.0, 2.0, n).astype(dtype) if weighted else None
+    if weighted:
+        sw[:300] = 0                            # a whole tile of zero weights adds nothing
+    lr = 0.05 / n if loss == C.SSR else 0.05
+    hyper = np.array([lr, 0.9, 0.0, 1e-4, 0.9, 0.999, 1e-8])
+    P = params.shape[0]
+
+    def run(name, on=True, nt=2):
+        tiles(on)
+        threads(nt)
+        p, losses, last = params.copy(), np.zeros(6), np.zeros(1)
+        s = kernels.load(name).train_gd(p, np.zeros(P, dtype), sizes, acts, loss, X, Y, sw, C.ADAM, hyper,
+                                        np.zeros(2 * P, dtype), np.zeros(1, np.int64), 0.0, 6,
+                                        np.zeros(C.train_workspace_size(sizes, n), dtype), losses, last)
+        return s, p, losses
+
+    tiled, tiled1, whole, ref = run("c"), run("c", nt=1), run("c", on=False), run("numpy")
+    assert tiled[0] == whole[0] == ref[0] == 6
+    np.testing.assert_array_equal(tiled[1], tiled1[1])
+    np.testing.assert_array_equal(tiled[2], tiled1[2])
+    for got in (tiled, whole):
+        assert C.close(got[1], ref[1], dtype)
+        assert C.close(got[2], ref[2], dtype)
+    assert not np.array_equal(tiled[1], whole[1])   # the tiles did run: another summation order
