@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#if PYNET_X86_SIMD
+#include <immintrin.h>
+#endif
+
+/* the portable instance: a·b + c in two roundings; min/max as selects that keep a NaN x */
+#define VM_FMA(a, b, c) ((a) * (b) + (c))
+#define VM_MIN(x, c) VM_SEL((x) > (c), (c), (x))
+#define VM_MAX(x, c) VM_SEL((x) < (c), (c), (x))
 
 #define REAL float
 #define VM_F32 1
@@ -35,24 +43,40 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #endif
+#undef VM_FMA
+#undef VM_MIN
+#undef VM_MAX
+/* vminps/vmaxps return their second operand when either is NaN: x second keeps a NaN x */
 #define REAL float
 #define VM_F32 1
 #define VW 8
 #define VSFX(name) name##_avx2_f32
+#define VM_FMA(a, b, c) ((VR)_mm256_fmadd_ps((a), VM_BC(b), VM_BC(c)))
+#define VM_MIN(x, c) ((VR)_mm256_min_ps((c), (x)))
+#define VM_MAX(x, c) ((VR)_mm256_max_ps((c), (x)))
 #include "vmath.h"
 #undef REAL
 #undef VM_F32
 #undef VW
 #undef VSFX
+#undef VM_FMA
+#undef VM_MIN
+#undef VM_MAX
 #define REAL double
 #define VM_F32 0
 #define VW 4
 #define VSFX(name) name##_avx2_f64
+#define VM_FMA(a, b, c) ((VR)_mm256_fmadd_pd((a), VM_BC(b), VM_BC(c)))
+#define VM_MIN(x, c) ((VR)_mm256_min_pd((c), (x)))
+#define VM_MAX(x, c) ((VR)_mm256_max_pd((c), (x)))
 #include "vmath.h"
 #undef REAL
 #undef VM_F32
 #undef VW
 #undef VSFX
+#undef VM_FMA
+#undef VM_MIN
+#undef VM_MAX
 #if defined(__clang__)
 #pragma clang attribute pop
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
@@ -65,15 +89,24 @@
 #define VM_F32 1
 #define VW 16
 #define VSFX(name) name##_avx512_f32
+#define VM_FMA(a, b, c) ((VR)_mm512_fmadd_ps((a), VM_BC(b), VM_BC(c)))
+#define VM_MIN(x, c) ((VR)_mm512_min_ps((c), (x)))
+#define VM_MAX(x, c) ((VR)_mm512_max_ps((c), (x)))
 #include "vmath.h"
 #undef REAL
 #undef VM_F32
 #undef VW
 #undef VSFX
+#undef VM_FMA
+#undef VM_MIN
+#undef VM_MAX
 #define REAL double
 #define VM_F32 0
 #define VW 8
 #define VSFX(name) name##_avx512_f64
+#define VM_FMA(a, b, c) ((VR)_mm512_fmadd_pd((a), VM_BC(b), VM_BC(c)))
+#define VM_MIN(x, c) ((VR)_mm512_min_pd((c), (x)))
+#define VM_MAX(x, c) ((VR)_mm512_max_pd((c), (x)))
 #include "vmath.h"
 #undef REAL
 #undef VM_F32

@@ -1,10 +1,13 @@
 /* vmath.h — elementwise math on vectors of VW lanes (GCC/Clang vector extensions), generic over REAL and
  * the vector width. vmath.c includes it once per (dtype, ISA) with the ISA's target enabled, so the same
  * source becomes SSE2/NEON (baseline), AVX2 and AVX-512 code; every lane runs the same operations in the
- * same order, so the result of an element does not depend on the ISA or the thread count.
+ * same order, so the result of an element does not depend on the vector width or the thread count.
  *
- * Included with: REAL, VW (lanes), VSFX(name) (the instance's suffix), and the width of REAL in bits
- * (VM_F32 1 for float, 0 for double). No FMA contraction (-std=c11), no libm call.
+ * Included with: REAL, VW (lanes), VSFX(name) (the instance's suffix), VM_F32 (1 for float, 0 for double),
+ * and the instance's VM_FMA(a, b, c) = a·b + c, VM_MIN(x, c), VM_MAX(x, c) (x NaN: x). The compiler
+ * contracts nothing (-std=c11); VM_FMA is one rounding where the ISA has FMA (AVX2, AVX-512) and two in the
+ * portable instance, so the ISAs with FMA agree bit for bit and the portable one within the same bound.
+ * No libm call.
  *
  * Accuracy: kernels/contract.py's MATH_ULP, checked by tests/test_math_accuracy.py. The algorithms:
  *   exp:    x = n·ln2 + r (Cody–Waite, ln2 in two parts so n·ln2_hi is exact), e^r by its Taylor
@@ -41,6 +44,7 @@ typedef int64_t VSFX(vi) __attribute__((vector_size(VW * 8)));
 #define VM_SEL(m, a, b) ((VR)(((m) & (VI)(a)) | (~(m) & (VI)(b))))   /* m ? a : b, lane by lane */
 #define VM_SELI(m, a, b) (((m) & (a)) | (~(m) & (b)))                  /* the same on integer lanes */
 #define VM_SIGN ((VIS)1 << (sizeof(REAL) * 8 - 1))
+#define VM_BC(v) ((v) + (VR)((VI){0} + VM_SIGN))   /* a scalar broadcast, a vector as is (x + −0 = x, −0 too) */
 
 static VM_INLINE VR VSFX(vm_load)(const REAL *p)
 {
@@ -73,10 +77,10 @@ static VM_INLINE VR VSFX(vm_reduce)(VR x, VI *n)
 #else
     const REAL log2e = 0x1.71547652b82fep+0, ln2_hi = 0x1.62e42fefa38p-1, ln2_lo = 0x1.ef35793c7673p-45;
 #endif
-    const VR t = x * log2e + VM_MAGIC;        /* round(x/ln2) in the low mantissa bits */
+    const VR t = VM_FMA(x, log2e, VM_MAGIC);  /* round(x/ln2) in the low mantissa bits */
     const VR nf = t - VM_MAGIC;
     *n = (VI)t - (VI)((VR){0} + VM_MAGIC);
-    return (x - nf * ln2_hi) - nf * ln2_lo;  /* nf·ln2_hi is exact: ln2_hi has 16 / 42 bits */
+    return VM_FMA(-nf, ln2_lo, VM_FMA(-nf, ln2_hi, x));   /* nf·ln2_hi is exact: ln2_hi has 16 / 42 bits */
 }
 
 /* e^r − 1 for |r| ≲ ln2/2, Taylor to degree 8 (float) / 14 (double), Horner */
@@ -84,35 +88,34 @@ static VM_INLINE VR VSFX(vm_expm1_poly)(VR r)
 {
 #if VM_F32
     VR p = (VR){0} + (REAL)(1.0 / 40320);
-    p = p * r + (REAL)(1.0 / 5040);
-    p = p * r + (REAL)(1.0 / 720);
-    p = p * r + (REAL)(1.0 / 120);
-    p = p * r + (REAL)(1.0 / 24);
-    p = p * r + (REAL)(1.0 / 6);
-    p = p * r + (REAL)0.5;
+    p = VM_FMA(p, r, (REAL)(1.0 / 5040));
+    p = VM_FMA(p, r, (REAL)(1.0 / 720));
+    p = VM_FMA(p, r, (REAL)(1.0 / 120));
+    p = VM_FMA(p, r, (REAL)(1.0 / 24));
+    p = VM_FMA(p, r, (REAL)(1.0 / 6));
+    p = VM_FMA(p, r, (REAL)0.5);
 #else
     VR p = (VR){0} + 1.0 / 87178291200.0;
-    p = p * r + 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
+    p = VM_FMA(p, r, 1.0 / 6227020800.0);
+    p = VM_FMA(p, r, 1.0 / 479001600.0);
+    p = VM_FMA(p, r, 1.0 / 39916800.0);
+    p = VM_FMA(p, r, 1.0 / 3628800.0);
+    p = VM_FMA(p, r, 1.0 / 362880.0);
+    p = VM_FMA(p, r, 1.0 / 40320.0);
+    p = VM_FMA(p, r, 1.0 / 5040.0);
+    p = VM_FMA(p, r, 1.0 / 720.0);
+    p = VM_FMA(p, r, 1.0 / 120.0);
+    p = VM_FMA(p, r, 1.0 / 24.0);
+    p = VM_FMA(p, r, 1.0 / 6.0);
+    p = VM_FMA(p, r, 0.5);
 #endif
-    return (p * r) * r + r;                  /* r + r²·(…): the leading term is exact */
+    return VM_FMA(p * r, r, r);              /* r + r²·(…): the leading term is exact */
 }
 
 /* a copy of x with lanes below lo raised to lo and above hi lowered to hi; NaN lanes stay NaN */
 static VM_INLINE VR VSFX(vm_clamp)(VR x, REAL lo, REAL hi)
 {
-    x = VM_SEL(x < lo, (VR){0} + lo, x);
-    return VM_SEL(x > hi, (VR){0} + hi, x);
+    return VM_MIN(VM_MAX(x, (VR){0} + lo), (VR){0} + hi);
 }
 
 static VM_INLINE VR VSFX(vm_exp)(VR x)
@@ -147,7 +150,7 @@ static VM_INLINE VR VSFX(vm_expm1)(VR x)
     const VI n1 = VM_SELI(n > nsplit, (VI){0} + nsplit, n);
     const VI n2 = n - n1;
     const VR s1 = VSFX(vm_pow2)(n1), s2 = VSFX(vm_pow2)(n2), inv2 = VSFX(vm_pow2)(-n2);
-    const VR y = (s1 * q + (s1 - inv2)) * s2;
+    const VR y = VM_FMA(s1, q, s1 - inv2) * s2;
     return VM_SEL(xc == xc, y, xc);
 }
 
@@ -173,34 +176,34 @@ static VM_INLINE VR VSFX(vm_log_pos)(VR w)
     const VR s2 = s * s;
 #if VM_F32
     VR p = (VR){0} + (REAL)(1.0 / 11);
-    p = p * s2 + (REAL)(1.0 / 9);
-    p = p * s2 + (REAL)(1.0 / 7);
-    p = p * s2 + (REAL)(1.0 / 5);
-    p = p * s2 + (REAL)(1.0 / 3);
+    p = VM_FMA(p, s2, (REAL)(1.0 / 9));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 7));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 5));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 3));
 #else
     VR p = (VR){0} + 1.0 / 23;
-    p = p * s2 + 1.0 / 21;
-    p = p * s2 + 1.0 / 19;
-    p = p * s2 + 1.0 / 17;
-    p = p * s2 + 1.0 / 15;
-    p = p * s2 + 1.0 / 13;
-    p = p * s2 + 1.0 / 11;
-    p = p * s2 + 1.0 / 9;
-    p = p * s2 + 1.0 / 7;
-    p = p * s2 + 1.0 / 5;
-    p = p * s2 + 1.0 / 3;
+    p = VM_FMA(p, s2, 1.0 / 21);
+    p = VM_FMA(p, s2, 1.0 / 19);
+    p = VM_FMA(p, s2, 1.0 / 17);
+    p = VM_FMA(p, s2, 1.0 / 15);
+    p = VM_FMA(p, s2, 1.0 / 13);
+    p = VM_FMA(p, s2, 1.0 / 11);
+    p = VM_FMA(p, s2, 1.0 / 9);
+    p = VM_FMA(p, s2, 1.0 / 7);
+    p = VM_FMA(p, s2, 1.0 / 5);
+    p = VM_FMA(p, s2, 1.0 / 3);
 #endif
     /* log m = 2s + 2s³·p = f − s·(f − 2s³·p)... written as f − s·f + s·(2 s²·p): f − s·f = 2s exactly
      * in real numbers (s(f + 2) = f); keeping f as the leading term saves the rounding of 2s */
     const VR two_s = s + s;
-    const VR logm = two_s + two_s * (s2 * p);
+    const VR logm = VM_FMA(two_s, s2 * p, two_s);
     VR kf;
 #if VM_F32
     kf = __builtin_convertvector(k, VR);
 #else
     kf = __builtin_convertvector(k, VR);
 #endif
-    return kf * ln2_hi + (logm + kf * ln2_lo);
+    return VM_FMA(kf, ln2_hi, VM_FMA(kf, ln2_lo, logm));
 }
 
 /* special lanes of log(w): NaN below 0 (and for NaN), −inf at 0, inf at inf */
@@ -330,6 +333,7 @@ static void VSFX(vm_act_backward)(int act, int64_t n, const REAL *A, const REAL 
 #undef VIS
 #undef VM_SEL
 #undef VM_SELI
+#undef VM_BC
 #undef VM_SIGN
 #undef VM_MANT
 #undef VM_BIAS
