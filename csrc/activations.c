@@ -73,22 +73,50 @@ void SFX(pynet_activation_backward)(int act, int64_t size, const REAL *A, const 
     }
 }
 
+/* Rows per block of softmax and the cross-entropy (losses.c): exp and log run over a block at once (vmath.h),
+ * the short per-row passes (max, sums) around them. */
+#define LOSS_BLOCK 64
+
+/* D = Z − rowmax over rows rows (the stable shift), the maxima in mx */
+static void SFX(shift_rows)(int64_t rows, int64_t k, const REAL *Z, REAL *D, REAL *mx)
+{
+    for (int64_t r = 0; r < rows; ++r) {
+        const REAL *z = Z + r * k;
+        REAL *d = D + r * k;
+        REAL m = z[0];
+        for (int64_t j = 1; j < k; ++j)
+            m = z[j] > m ? z[j] : m;
+        for (int64_t j = 0; j < k; ++j)
+            d[j] = z[j] - m;
+        mx[r] = m;
+    }
+}
+
+/* s[r] = Σ_j E[r, j] in j order */
+static void SFX(row_sums)(int64_t rows, int64_t k, const REAL *E, REAL *s)
+{
+    for (int64_t r = 0; r < rows; ++r) {
+        REAL acc = 0;
+        for (int64_t j = 0; j < k; ++j)
+            acc += E[r * k + j];
+        s[r] = acc;
+    }
+}
+
 void SFX(pynet_softmax)(int64_t n, int64_t k, const REAL *Z, REAL *P)
 {
-    for (int64_t r = 0; r < n; ++r) {
-        const REAL *z = Z + r * k;
-        REAL *p = P + r * k;
-        REAL mx = z[0];
-        for (int64_t j = 1; j < k; ++j)
-            mx = z[j] > mx ? z[j] : mx;
-        REAL s = 0;
-        for (int64_t j = 0; j < k; ++j) {
-            p[j] = R_EXP(z[j] - mx);   /* max-shift: the largest term is exp(0) = 1 */
-            s += p[j];
+    REAL mx[LOSS_BLOCK], sum[LOSS_BLOCK];
+    for (int64_t r0 = 0; r0 < n; r0 += LOSS_BLOCK) {   /* blocks of rows: one vector exp over each */
+        const int64_t rows = PYNET_MIN(LOSS_BLOCK, n - r0);
+        REAL *E = P + r0 * k;
+        SFX(shift_rows)(rows, k, Z + r0 * k, E, mx);   /* max-shift: the largest term is exp(0) = 1 */
+        VM_MATH(M_EXP, rows * k, E, E);
+        SFX(row_sums)(rows, k, E, sum);
+        for (int64_t r = 0; r < rows; ++r) {
+            const REAL inv = 1 / sum[r];
+            for (int64_t j = 0; j < k; ++j)
+                E[r * k + j] *= inv;
         }
-        const REAL inv = 1 / s;
-        for (int64_t j = 0; j < k; ++j)
-            p[j] *= inv;
     }
 }
 

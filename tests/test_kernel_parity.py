@@ -163,3 +163,15 @@ def test_batch_gradient_reports_an_overflowing_gradient_as_nan(backend):
     value = kernels.load(backend).batch_gradient(params, np.zeros_like(params), sizes, acts, C.CE, X, Y, None, rows,
                                                  np.zeros(C.train_workspace_size(sizes, 2), np.float32))
     assert np.isnan(value)
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 2500), (700, 1, 3), (129, 1, 1)], ids=lambda s: f"{s[0]}x{s[2]}")
+@pytest.mark.parametrize("name", ["softmax", "softmax_cross_entropy", "sigmoid_binary_cross_entropy",
+                                  "output_loss"])
+def test_row_blocks_of_the_output_kernels_match_reference(name, shape, backend, dtype):
+    """Rows longer than a block of the vectorised exp/log (2500 outputs), many short rows over several blocks,
+    and a single output column."""
+    variant = {"softmax_cross_entropy": 1, "sigmoid_binary_cross_entropy": 1}.get(name, 0)
+    for v in (variant, variant + 2, 5, 7):
+        args = make_args(name, dtype, np.random.default_rng(seed_of(name, shape, v)), shape, v)
+        assert_matches_reference(name, args, backend, dtype)
