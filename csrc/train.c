@@ -365,6 +365,8 @@ typedef struct {
     REAL *groups;              /* TILE_GROUPS × P */
     double *values;            /* per tile: its scaled loss */
     int64_t per_thread;        /* elements of buf per thread */
+    int64_t H;                 /* hidden units: per-thread alive marks (train_epoch's diagnostics), or 0 */
+    int64_t *alive;            /* nth × H, OR-ed into the caller's after each step (order-free: same bits) */
 } SFX(tiler);
 
 static void SFX(tiler_free)(SFX(tiler) *tl)
@@ -375,12 +377,13 @@ static void SFX(tiler_free)(SFX(tiler) *tl)
     free(tl->nets);
     free(tl->hs);
     free(tl->values);
+    free(tl->alive);
     pynet_aligned_free(tl->buf);
     memset(tl, 0, sizeof *tl);
 }
 
 /* 0 on success; −1 when out of memory (everything freed) */
-static int SFX(tiler_init)(SFX(tiler) *tl, const SFX(net) *proto, int64_t n, int64_t P, int nth)
+static int SFX(tiler_init)(SFX(tiler) *tl, const SFX(net) *proto, int64_t n, int64_t P, int nth, int64_t H)
 {
     const int64_t L = proto->L, T = SFX(row_tile)(proto);
     memset(tl, 0, sizeof *tl);
@@ -397,7 +400,9 @@ static int SFX(tiler_init)(SFX(tiler) *tl, const SFX(net) *proto, int64_t n, int
     tl->hs = malloc((size_t)(nth * (L + 1)) * sizeof *tl->hs);
     tl->values = malloc((size_t)tl->ntiles * sizeof *tl->values);
     tl->buf = pynet_aligned_alloc((size_t)(nth * tl->per_thread + TILE_GROUPS * P) * sizeof(REAL));
-    if (!tl->nets || !tl->hs || !tl->values || !tl->buf) {
+    tl->H = H;
+    tl->alive = H ? calloc((size_t)(nth * H), sizeof *tl->alive) : NULL;
+    if (!tl->nets || !tl->hs || !tl->values || !tl->buf || (H && !tl->alive)) {
         SFX(tiler_free)(tl);
         return -1;
     }
@@ -422,12 +427,13 @@ static double SFX(net_gradient)(SFX(net) *nt, const REAL *params, REAL *grads, i
                                 const REAL *Y, const REAL *sw, REAL *g1, REAL *g2, int64_t n_alive, int64_t *alive,
                                 int64_t P, const SFX(gather_job) *next);
 
-/* grads = ∇L over all n rows of X, by tiles (see above); returns the loss, NaN when the gradient overflowed */
+/* grads = ∇L over all n rows of X, by tiles (see above); returns the loss, NaN when the gradient overflowed.
+ * alive (tl->H entries, or NULL): hidden units that gave a non-zero output on some row are marked 1. */
 static double SFX(tiled_gradient)(SFX(tiler) *tl, const REAL *params, REAL *grads, int loss, int64_t n,
-                                  const REAL *X, const REAL *Y, const REAL *sw)
+                                  const REAL *X, const REAL *Y, const REAL *sw, int64_t *alive)
 {
     const SFX(net) *proto = &tl->nets[0];
-    const int64_t T = tl->T, nt = tl->ntiles, P = tl->P, n0 = proto->sizes[0], k = proto->sizes[proto->L];
+    const int64_t T = tl->T, nt = (n + T - 1) / T, P = tl->P, n0 = proto->sizes[0], k = proto->sizes[proto->L];
     double wtot = (double)n;
     if (sw) {
         wtot = 0;
@@ -467,7 +473,8 @@ static double SFX(tiled_gradient)(SFX(tiler) *tl, const REAL *params, REAL *grad
             }
             net->h[0] = (REAL *)(X + r0 * n0);     /* read only, as in train_gd */
             const double v = SFX(net_gradient)(net, params, tg, loss, rows, Y + r0 * k, sw ? sw + r0 : NULL, g1,
-                                               g2, 0, NULL, P, NULL);
+                                               g2, alive ? tl->H : 0, alive ? tl->alive + me * tl->H : NULL, P,
+                                               NULL);
             const double share = loss == LOSS_SSR ? 1.0 : wt / wtot;
             tl->values[t] = v * share;
             const REAL f = (REAL)share;
@@ -476,6 +483,10 @@ static double SFX(tiled_gradient)(SFX(tiler) *tl, const REAL *params, REAL *grad
                     sum[p] += f * tg[p];
         }
     }
+    if (alive)
+        for (int64_t t = 0; t < tl->nth; ++t)
+            for (int64_t j = 0; j < tl->H; ++j)
+                alive[j] |= tl->alive[t * tl->H + j];
     double value = 0;
     for (int64_t t = 0; t < nt; ++t)
         value += tl->values[t];
@@ -499,7 +510,8 @@ static double SFX(net_step)(SFX(net) *nt, REAL *params, REAL *grads, int loss, i
                             int64_t P, double *moved, const SFX(gather_job) *next, SFX(tiler) *tiles)
 {
     const int64_t L = nt->L;
-    const double value = tiles ? SFX(tiled_gradient)(tiles, params, grads, loss, rows, nt->h[0], Y, sw)
+    const double value = tiles ? SFX(tiled_gradient)(tiles, params, grads, loss, rows, nt->h[0], Y, sw,
+                                                     n_alive ? alive : NULL)
                                : SFX(net_gradient)(nt, params, grads, loss, rows, Y, sw, g1, g2, n_alive, alive, P,
                                                    next);
     if (!isfinite(value)) {
@@ -620,10 +632,21 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
     }
     REAL *g1 = swb + bs, *g2 = g1 + bs * nt.maxw;
     const int64_t P = SFX(n_params)(L, sizes);
+    /* Large batches of narrow networks: row tiles, as train_gd (each gathered batch is the tiles' X) */
+    SFX(tiler) tiles, *tp = NULL;
+    if (SFX(tiled_ok)(&nt, bs)) {
+        if (SFX(tiler_init)(&tiles, &nt, bs, P, pynet_get_num_threads(), n_alive) != 0) {
+            SFX(pynet_pack_free)(&nt.pk);
+            if (h != hstack)
+                free(h);
+            return NAN;
+        }
+        tp = &tiles;
+    }
     /* Spare batch buffers (X, Y and sw rows) for gathering the next batch during the step, when the step has
      * a serial stretch for it (see net_gradient) and the gather is large enough to be split anyway. */
     REAL *spare = NULL, *sX = NULL, *sY = NULL, *sW = NULL;
-    if (SFX(overlap_ok)(&nt, bs, pynet_get_num_threads()) &&
+    if (!tp && SFX(overlap_ok)(&nt, bs, pynet_get_num_threads()) &&
         (spare = pynet_aligned_alloc((size_t)(bs * (n0 + k + 1)) * sizeof(REAL)))) {
         sX = spare;
         sY = sX + bs * n0;
@@ -646,7 +669,7 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
         const int ov = spare && nnext > 0 && SFX(overlap_ok)(&nt, rows, pynet_get_num_threads());
         const double value = SFX(net_step)(&nt, params, grads, loss, rows, Yb, sw ? swb : NULL, opt, hyper, state,
                                            step, g1, g2, n_alive, alive, n_grad_sq, grad_sq, P, NULL,
-                                           ov ? &next : NULL, NULL);
+                                           ov ? &next : NULL, tp);
         ready = ov;
         if (ov) {                                            /* the next batch is in the spare buffers: swap */
             REAL *t = h[0];
@@ -668,6 +691,8 @@ double SFX(pynet_train_epoch)(REAL *params, REAL *grads, int64_t nlayers, const 
         rows_seen += rows;
     }
     pynet_aligned_free(spare);
+    if (tp)
+        SFX(tiler_free)(tp);
     SFX(pynet_pack_free)(&nt.pk);
     if (h != hstack)
         free(h);
@@ -731,7 +756,7 @@ int64_t SFX(pynet_train_gd)(REAL *params, REAL *grads, int64_t nlayers, const in
     const int64_t P = SFX(n_params)(L, sizes);
     SFX(tiler) tiles, *tp = NULL;
     if (SFX(tiled_ok)(&nt, n)) {
-        if (SFX(tiler_init)(&tiles, &nt, n, P, pynet_get_num_threads()) != 0) {
+        if (SFX(tiler_init)(&tiles, &nt, n, P, pynet_get_num_threads(), 0) != 0) {
             SFX(pynet_pack_free)(&nt.pk);
             if (h != hstack)
                 free(h);

@@ -474,3 +474,38 @@ def test_train_gd_row_tiles_match_whole_batch_and_reference(dtype, loss, out, we
         assert C.close(got[1], ref[1], dtype)
         assert C.close(got[2], ref[2], dtype)
     assert not np.array_equal(tiled[1], whole[1])   # the tiles did run: another summation order
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_train_epoch_large_batches_by_row_tiles_with_diagnostics(dtype, tiles, threads):
+    """Batches of 2,000 rows of a narrow network (and a short last batch) run by row tiles: close to the
+    whole-batch products and the reference, the same bits on one and two threads, the same alive marks."""
+    rng = np.random.default_rng(41)
+    n = 4500
+    sizes, acts, params, X, Y = _net(rng, dtype, [6, 24, 12, 3], [C.RELU, C.SIGMOID, C.SOFTMAX], C.CE, n)
+    X[:, 0] = -50.0                              # with large positive weights from it: 12 ReLU units stay dead
+    params[0:12] = abs(params[0:12]) * 10 + 1
+    perm = rng.permutation(n).astype(np.int64)
+    hyper = np.array([0.05, 0.9, 1.0, 0.0, 0.9, 0.999, 1e-8])
+    P = params.shape[0]
+
+    def run(name, on=True, nt=2):
+        tiles(on)
+        threads(nt)
+        p, alive, gsq = params.copy(), np.zeros(36, np.int64), np.zeros(3)
+        v = kernels.load(name).train_epoch(p, np.zeros(P, dtype), sizes, acts, C.CE, X, Y, None, perm, 2000, C.SGD,
+                                           hyper, np.zeros(2 * P, dtype), np.zeros(1, np.int64),
+                                           np.zeros(C.train_workspace_size(sizes, 2000), dtype), alive, gsq)
+        return v, p, alive, gsq
+
+    tiled, tiled1, whole, ref = run("c"), run("c", nt=1), run("c", on=False), run("numpy")
+    assert tiled[0] == tiled1[0]
+    for a, b in zip(tiled[1:], tiled1[1:]):
+        np.testing.assert_array_equal(a, b)
+    for got in (tiled, whole):
+        assert C.close(got[0], ref[0], dtype)
+        assert C.close(got[1], ref[1], dtype)
+        np.testing.assert_array_equal(got[2], ref[2])
+        assert C.close(got[3], ref[3], dtype)
+    assert 0 < ref[2].sum() < 36                   # the premise: some units dead, some alive
+    assert not np.array_equal(tiled[1], whole[1])  # the tiles did run: another summation order
