@@ -21,7 +21,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 #: translation units: the generic numeric sources are compiled through real_f32.c / real_f64.c
-SOURCES = ["runtime.c", "real_f32.c", "real_f64.c", "ukernel_avx2.c", "vec_avx2.c", "vmath.c"]
+SOURCES = ["runtime.c", "real_f32.c", "real_f64.c", "ukernel_avx2.c", "vec_avx2.c", "vmath.c", "ukernel_avx512.c"]
 #: every file whose change must rebuild the extension
 DEPENDS = ["pynet.h", "internal.h", "config.h", "vmath.h", "ukernel_scalar.c", "gemm.c", "dense.c", "activations.c",
            "losses.c", "optimizers.c", "train.c"]

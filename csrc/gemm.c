@@ -333,10 +333,15 @@ static int SFX(gemm_thread)(const SFX(gemm_job) *g, int tid, int nt, int ic_par)
 
 #ifdef UKR_NOPACK
 /* Rows of the next no-pack tile when rem rows are left: 6, but 4-row tiles where 6 would waste rows
- * (rem 1–4, 7, 8: m = 32 becomes 6,6,6,6,4,4 instead of five 6s and a 6-row tile with 2 used). */
+ * (rem 1–4, 7, 8: m = 32 becomes 6,6,6,6,4,4 instead of five 6s and a 6-row tile with 2 used); the
+ * micro-kernel of the ISA in use decides (ukernel_avx512.c). */
 static inline int64_t SFX(tile_rows)(int64_t rem)
 {
+#ifdef NOPACK_ROWS
+    return NOPACK_ROWS(rem);   /* per ISA: the AVX-512 kernel takes up to 12 rows */
+#else
     return rem <= 4 || rem == 7 || rem == 8 ? 4 : PYNET_MR;
+#endif
 }
 
 /* Small path: below the parallel threshold a GEMM runs on one thread and packing A costs as much

@@ -31,6 +31,13 @@ void pynet_ukr_avx2_f64(int64_t k, const double *a, const double *b, double *c, 
 void pynet_ukr_avx2_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
                                int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr, const float *bias,
                                int relu, const float *mask);
+/* the AVX-512 twin of pynet_ukr_avx2_nopack_f32 (up to 12 rows, the same bits), and the dispatch between them */
+void pynet_ukr_avx512_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
+                                 int64_t rsb, float *c, int64_t rsc, int beta, int mr, int nr, const float *bias,
+                                 int relu, const float *mask);
+void pynet_ukr_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b, int64_t rsb, float *c,
+                          int64_t rsc, int beta, int mr, int nr, const float *bias, int relu, const float *mask);
+int64_t pynet_nopack_rows_f32(int64_t rem);
 void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
                             int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax);
 void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,

@@ -24,7 +24,8 @@
 #define VEC_SGD_NOTRACK pynet_sgd_avx2_notrack_f32
 #define VEC_ANY_NONFINITE pynet_any_nonfinite_avx2_f32
 #define VEC_RELU_FORWARD pynet_relu_forward_avx2_f32
-#define UKR_NOPACK pynet_ukr_avx2_nopack_f32
+#define UKR_NOPACK pynet_ukr_nopack_f32
+#define NOPACK_ROWS pynet_nopack_rows_f32
 #define VEC_RELU_BACKWARD pynet_relu_backward_avx2_f32
 #define VEC_GEMV_N1 pynet_gemv_n1_avx2_f32
 #define VEC_PACK_BT pynet_pack_bt_avx2_f32

@@ -509,3 +509,44 @@ def test_train_epoch_large_batches_by_row_tiles_with_diagnostics(dtype, tiles, t
         assert C.close(got[3], ref[3], dtype)
     assert 0 < ref[2].sum() < 36                   # the premise: some units dead, some alive
     assert not np.array_equal(tiled[1], whole[1])  # the tiles did run: another summation order
+
+
+@pytest.fixture
+def isa():
+    from kernels import c_backend
+    was = c_backend.isa()
+    yield c_backend.set_isa
+    c_backend.set_isa(was)
+
+
+def test_every_isa_gives_the_same_bits_for_products_and_epochs(isa, tiles):
+    """The AVX-512 micro-kernel (12-row tiles) runs each C element's FMA chain as the AVX2 one does: GEMMs of
+    edge shapes, a fused epoch (bias, ReLU and its mask in the epilogue) and a tiled full-batch run agree bit for
+    bit on every ISA the CPU supports with FMA."""
+    from kernels import c_backend
+    isas = [i for i in c_backend.supported_isas() if i != "base"]
+    if len(isas) < 2:
+        pytest.skip(f"this CPU supports only {c_backend.supported_isas()}")
+    rng = np.random.default_rng(5)
+    shapes = [(1, 1, 1), (13, 17, 9), (37, 70, 33), (130, 300, 64), (700, 96, 24)]
+    mats = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32))
+            for m, k, n in shapes]
+    sizes, acts, params, X, Y = _net(rng, np.float32, [20, 64, 33, 3], [C.RELU, C.TANH, C.SOFTMAX], C.CE, 900)
+    perm = rng.permutation(900).astype(np.int64)
+    hyper = np.array([0.05, 0.9, 0.0, 0.0, 0.9, 0.999, 1e-8])
+    P = params.shape[0]
+    out = {}
+    for name in isas:
+        isa(name)
+        res = [cb.gemm(a, b, np.zeros((a.shape[0], b.shape[1]), np.float32)) for a, b in mats]
+        for opt, bs in ((C.SGD, 37), (C.ADAM, 900)):
+            p = params.copy()
+            cb.train_epoch(p, np.zeros(P, np.float32), sizes, acts, C.CE, X, Y, None, perm, bs, opt, hyper,
+                           np.zeros(2 * P, np.float32), np.zeros(1, np.int64),
+                           np.zeros(C.train_workspace_size(sizes, bs), np.float32), np.zeros(97, np.int64),
+                           np.zeros(3))
+            res.append(p)
+        out[name] = res
+    for name in isas[1:]:
+        for a, b in zip(out[isas[0]], out[name]):
+            np.testing.assert_array_equal(a, b)
