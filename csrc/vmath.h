@@ -129,8 +129,7 @@ static VM_INLINE VR VSFX(vm_exp)(VR x)
     const VR r = VSFX(vm_reduce)(xc, &n);
     const VR p = VSFX(vm_expm1_poly)(r) + (REAL)1;
     const VI n1 = n >> 1;
-    const VR y = (p * VSFX(vm_pow2)(n1)) * VSFX(vm_pow2)(n - n1);
-    return VM_SEL(xc == xc, y, xc);          /* NaN in, NaN out */
+    return (p * VSFX(vm_pow2)(n1)) * VSFX(vm_pow2)(n - n1);   /* NaN: r and so p are NaN, whatever n is */
 }
 
 static VM_INLINE VR VSFX(vm_expm1)(VR x)
@@ -150,8 +149,17 @@ static VM_INLINE VR VSFX(vm_expm1)(VR x)
     const VI n1 = VM_SELI(n > nsplit, (VI){0} + nsplit, n);
     const VI n2 = n - n1;
     const VR s1 = VSFX(vm_pow2)(n1), s2 = VSFX(vm_pow2)(n2), inv2 = VSFX(vm_pow2)(-n2);
-    const VR y = VM_FMA(s1, q, s1 - inv2) * s2;
-    return VM_SEL(xc == xc, y, xc);
+    return VM_FMA(s1, q, s1 - inv2) * s2;    /* NaN: q is NaN */
+}
+
+/* expm1 on [0, 2·big] (tanh): 2^n stays far inside the range and s − 1 rounds by at most 2^−29 (float) / 2^−57
+ * (double) of the result, so 2^n needs no split */
+static VM_INLINE VR VSFX(vm_expm1_small)(VR xc)
+{
+    VI n;
+    const VR r = VSFX(vm_reduce)(xc, &n);
+    const VR s = VSFX(vm_pow2)(n);
+    return VM_FMA(s, VSFX(vm_expm1_poly)(r), s - (REAL)1);
 }
 
 /* log(w) for w > 0 finite, as k·ln2 + log(m); other lanes are fixed up by the callers */
@@ -230,6 +238,29 @@ static VM_INLINE VR VSFX(vm_log1p)(VR u)
     return VSFX(vm_log_fix)(w, VSFX(vm_log_pos)(ws) + c);
 }
 
+/* log1p(u) for u ∈ [0, 1] (softplus): 1 + u = (1 + s)/(1 − s) with s = u/(2 + u) ≤ 1/3, so log1p(u) = 2·atanh(s),
+ * one division and no exponent split or rounding correction; NaN propagates */
+static VM_INLINE VR VSFX(vm_log1p_unit)(VR u)
+{
+    const VR s = u / (u + (REAL)2), s2 = s * s;
+#if VM_F32
+    VR p = (VR){0} + (REAL)(1.0 / 17);
+    p = VM_FMA(p, s2, (REAL)(1.0 / 15));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 13));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 11));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 9));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 7));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 5));
+    p = VM_FMA(p, s2, (REAL)(1.0 / 3));
+#else
+    VR p = (VR){0} + 1.0 / 37;
+    for (int j = 17; j >= 1; --j)               /* 1/35 … 1/3 (unrolled: j is constant) */
+        p = VM_FMA(p, s2, 1.0 / (2 * j + 1));
+#endif
+    const VR two_s = s + s;
+    return VM_FMA(two_s, s2 * p, two_s);
+}
+
 static VM_INLINE VR VSFX(vm_tanh)(VR x)
 {
 #if VM_F32
@@ -238,7 +269,7 @@ static VM_INLINE VR VSFX(vm_tanh)(VR x)
     const REAL big = 20.0;
 #endif
     const VR ax = VSFX(vm_abs)(x);
-    const VR e = VSFX(vm_expm1)(VSFX(vm_clamp)(ax, 0, big) * (REAL)2);
+    const VR e = VSFX(vm_expm1_small)(VM_MIN(ax, (VR){0} + big) * (REAL)2);
     const VR t = e / (e + (REAL)2);
     return (VR)((VI)t | ((VI)x & VM_SIGN));   /* odd: the sign of x (−0 stays −0, NaN stays NaN) */
 }
@@ -253,7 +284,7 @@ static VM_INLINE VR VSFX(vm_softplus)(VR z)
 {
     const VR e = VSFX(vm_exp)((VR)((VI)z | VM_SIGN));
     const VR pos = VM_SEL(z > (REAL)0, z, (VR){0});
-    return pos + VSFX(vm_log1p)(e);           /* e ∈ (0, 1]: no special lanes but NaN, which propagates */
+    return pos + VSFX(vm_log1p_unit)(e);      /* e ∈ (0, 1] */
 }
 
 static VM_INLINE VR VSFX(vm_apply)(int fn, VR x)
@@ -305,8 +336,8 @@ static void VSFX(vm_act_backward)(int act, int64_t n, const REAL *A, const REAL 
     for (; t + VW <= n; t += VW) {
         const VR a = VSFX(vm_load)(A + t), d = VSFX(vm_load)(dA + t);
         VR g;
-        if (act == ACT_SOFTPLUS)
-            g = (VR){0} - VSFX(vm_expm1)((VR){0} - a);
+        if (act == ACT_SOFTPLUS)   /* A ≥ 0: expm1 of [−18, 0] (float; −40 double) needs no split of 2^n */
+            g = (VR){0} - VSFX(vm_expm1_small)(VM_MAX((VR){0} - a, (VR){0} + (VM_F32 ? (REAL)-18 : (REAL)-40)));
         else if (act == ACT_SIGMOID)
             g = a * ((REAL)1 - a);
         else
