@@ -196,6 +196,18 @@ static int SFX(macro_kernel)(const SFX(gemm_job) *g, int64_t ic, int64_t jc, int
         const REAL *a = ap + ir * PYNET_MR * kc, *b = bp + jr * NR * kc;
         REAL *c = g->C + (ic + i0) * g->ldc + jc + j0;
         if (mr == PYNET_MR && nr == NR) {
+#ifdef VEC_UKR_EP512
+            /* AVX-512: two full 6-row tiles of one column panel as one 12-row tile (12 FMA chains), epilogue in
+             * registers; the same per-element chain as one tile at a time */
+            if (g->ukr == SFX(pynet_ukr_avx512)) {
+                const int pair = t + 1 < t1 && ir + 1 < np && mc - i0 >= 2 * PYNET_MR;
+                const int rows = pair ? 2 * PYNET_MR : PYNET_MR;
+                bad |= VEC_UKR_EP512(rows, kc, a, b, c, g->ldc, beta, bias ? bias + j0 : NULL, relu,
+                                     mask ? mask + (c - g->C) : NULL, chk);
+                t += pair;
+                continue;
+            }
+#endif
 #ifdef VEC_UKR_EP
             if ((bias || relu || mask || chk) && g->ukr != SFX(pynet_ukr_scalar)) {   /* epilogue and check in registers */
                 bad |= VEC_UKR_EP(kc, a, b, c, g->ldc, beta, bias ? bias + j0 : NULL, relu,
@@ -555,6 +567,10 @@ static int SFX(gemm_core)(int64_t m, int64_t n, int64_t k, const REAL *A, int64_
 #if PYNET_X86_SIMD
     if (pynet_simd_active())
         g.ukr = SFX(pynet_ukr_avx2);
+#ifdef VEC_UKR_EP512
+    if (pynet_simd_active() && pynet_get_isa() == PYNET_ISA_AVX512)
+        g.ukr = SFX(pynet_ukr_avx512);
+#endif
 #endif
     int nt = pynet_threads_for((double)m * (double)n * (double)k);
     /* enough MC blocks to go round: threads take whole blocks (fewer barriers); else they share each block */

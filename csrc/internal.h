@@ -38,6 +38,10 @@ void pynet_ukr_avx512_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t
 void pynet_ukr_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b, int64_t rsb, float *c,
                           int64_t rsc, int beta, int mr, int nr, const float *bias, int relu, const float *mask);
 int64_t pynet_nopack_rows_f32(int64_t rem);
+/* packed 6×16 tile (the g->ukr of the packed path), and 6- or 12-row tiles with the epilogue in registers */
+void pynet_ukr_avx512_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta);
+int pynet_ukr_ep_avx512_f32(int rows, int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta,
+                            const float *bias, int relu, const float *mask, int check);
 void pynet_gemv_n1_avx2_f32(int64_t m, int64_t k, const float *A, int64_t rsa, int64_t csa, const float *B,
                             int64_t rsb, float *C, int64_t ldc, int beta, int64_t kcmax);
 void pynet_rank1_avx2_f32(int64_t m, int64_t n, const float *a, int64_t rsa, const float *b, float *C,

@@ -33,6 +33,7 @@
 #define VEC_RANK1 pynet_rank1_avx2_f32
 #define VEC_TILE_EP pynet_tile_ep_avx2_f32
 #define VEC_UKR_EP pynet_ukr_ep_avx2_f32
+#define VEC_UKR_EP512 pynet_ukr_ep_avx512_f32
 #endif
 
 #define VM_MATH pynet_vm_math_f32

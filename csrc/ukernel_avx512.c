@@ -83,6 +83,76 @@ TGT512 void pynet_ukr_avx512_nopack_f32(int64_t k, const float *a, int64_t rsa, 
         nopack512_body(12, k, a, rsa, csa, b, rsb, c, rsc, beta, mr, nr, bias, relu, mask);
 }
 
+/* Packed kernel: R = 6 or 12 rows of packed A (one or two consecutive MR-row panels, each k-interleaved as
+ * pack_a writes them) × the 16-wide packed B panel, with the epilogue of pynet_ukr_ep_avx2_f32 in registers
+ * (bias, beta, ReLU, mask, non-finite check) — the AVX2 kernel's FMA chain and epilogue per element, so the
+ * same bits. Returns whether a stored value is ±inf or NaN (check). */
+#define PFMA_ROW(r, ap, q)                                                         \
+    do {                                                                           \
+        if (R > (r))                                                               \
+            c##r = _mm512_fmadd_ps(_mm512_set1_ps((ap)[q]), b0, c##r);             \
+    } while (0)
+#define PSTORE_ROW(r)                                                              \
+    do {                                                                           \
+        if (R > (r)) {                                                             \
+            float *cr = c + (r) * rsc;                                             \
+            if (bias)                                                              \
+                c##r = _mm512_add_ps(c##r, _mm512_loadu_ps(bias));                 \
+            else if (beta)                                                         \
+                c##r = _mm512_add_ps(c##r, _mm512_loadu_ps(cr));                   \
+            if (relu)                                                              \
+                c##r = _mm512_max_ps(zero, c##r);                                  \
+            if (mask) {                                                            \
+                const __mmask16 on = _mm512_cmp_ps_mask(_mm512_loadu_ps(mask + (r) * rsc), zero, _CMP_GT_OQ); \
+                c##r = _mm512_mul_ps(c##r, _mm512_maskz_mov_ps(on, one));          \
+            }                                                                      \
+            _mm512_storeu_ps(cr, c##r);                                            \
+            if (check)   /* x − x is NaN exactly for ±inf and NaN */               \
+                nf |= _mm512_cmp_ps_mask(_mm512_sub_ps(c##r, c##r), zero, _CMP_UNORD_Q); \
+        }                                                                          \
+    } while (0)
+
+static inline __attribute__((always_inline)) TGT512 int packed512_body(const int R, int64_t k, const float *a,
+                                                                     const float *b, float *c, int64_t rsc, int beta,
+                                                                     const float *bias, int relu, const float *mask,
+                                                                     int check)
+{
+    const float *a2 = a + PYNET_MR * k;        /* the second panel (R = 12) */
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    __m512 c0 = zero, c1 = zero, c2 = zero, c3 = zero, c4 = zero, c5 = zero;
+    __m512 c6 = zero, c7 = zero, c8 = zero, c9 = zero, c10 = zero, c11 = zero;
+    __mmask16 nf = 0;
+    for (int r = 0; r < R; ++r)
+        _mm_prefetch((const char *)(c + r * rsc), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < k; ++p) {          /* micro-kernel loop: a rank-1 update of the R×16 tile per k */
+        const __m512 b0 = _mm512_loadu_ps(b);
+        PFMA_ROW(0, a, 0); PFMA_ROW(1, a, 1); PFMA_ROW(2, a, 2); PFMA_ROW(3, a, 3); PFMA_ROW(4, a, 4);
+        PFMA_ROW(5, a, 5); PFMA_ROW(6, a2, 0); PFMA_ROW(7, a2, 1); PFMA_ROW(8, a2, 2); PFMA_ROW(9, a2, 3);
+        PFMA_ROW(10, a2, 4); PFMA_ROW(11, a2, 5);
+        a += PYNET_MR;
+        a2 += PYNET_MR;
+        b += PYNET_NR_F32;
+    }
+    PSTORE_ROW(0); PSTORE_ROW(1); PSTORE_ROW(2); PSTORE_ROW(3); PSTORE_ROW(4); PSTORE_ROW(5);
+    PSTORE_ROW(6); PSTORE_ROW(7); PSTORE_ROW(8); PSTORE_ROW(9); PSTORE_ROW(10); PSTORE_ROW(11);
+    return nf != 0;
+}
+
+TGT512 void pynet_ukr_avx512_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int beta)
+{
+    packed512_body(6, k, a, b, c, rsc, beta, NULL, 0, NULL, 0);
+}
+
+/* rows 6 (one panel) or 12 (two consecutive panels of the packed block) */
+TGT512 int pynet_ukr_ep_avx512_f32(int rows, int64_t k, const float *a, const float *b, float *c, int64_t rsc,
+                                   int beta, const float *bias, int relu, const float *mask, int check)
+{
+    if (rows == 12)
+        return packed512_body(12, k, a, b, c, rsc, beta, bias, relu, mask, check);
+    return packed512_body(6, k, a, b, c, rsc, beta, bias, relu, mask, check);
+}
+
 /* The no-pack micro-kernel of the ISA in use, and its row tile (gemm.c's small and panel paths) */
 void pynet_ukr_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b, int64_t rsb, float *c,
                           int64_t rsc, int beta, int mr, int nr, const float *bias, int relu, const float *mask)

@@ -519,7 +519,7 @@ def isa():
     c_backend.set_isa(was)
 
 
-def test_every_isa_gives_the_same_bits_for_products_and_epochs(isa, tiles):
+def test_every_isa_gives_the_same_bits_for_products_and_epochs(isa, tiles, gemm_path):
     """The AVX-512 micro-kernel (12-row tiles) runs each C element's FMA chain as the AVX2 one does: GEMMs of
     edge shapes, a fused epoch (bias, ReLU and its mask in the epilogue) and a tiled full-batch run agree bit for
     bit on every ISA the CPU supports with FMA."""
@@ -528,7 +528,7 @@ def test_every_isa_gives_the_same_bits_for_products_and_epochs(isa, tiles):
     if len(isas) < 2:
         pytest.skip(f"this CPU supports only {c_backend.supported_isas()}")
     rng = np.random.default_rng(5)
-    shapes = [(1, 1, 1), (13, 17, 9), (37, 70, 33), (130, 300, 64), (700, 96, 24)]
+    shapes = [(1, 1, 1), (13, 17, 9), (37, 70, 33), (130, 300, 64), (700, 96, 24), (400, 700, 40), (301, 530, 70)]
     mats = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32))
             for m, k, n in shapes]
     sizes, acts, params, X, Y = _net(rng, np.float32, [20, 64, 33, 3], [C.RELU, C.TANH, C.SOFTMAX], C.CE, 900)
@@ -538,14 +538,20 @@ def test_every_isa_gives_the_same_bits_for_products_and_epochs(isa, tiles):
     out = {}
     for name in isas:
         isa(name)
-        res = [cb.gemm(a, b, np.zeros((a.shape[0], b.shape[1]), np.float32)) for a, b in mats]
-        for opt, bs in ((C.SGD, 37), (C.ADAM, 900)):
+        res = []
+        for path in (0, 2):                     # by shape, and the packed path (its 12-row pairs) for all
+            cb.set_gemm_path(path)
+            res += [cb.gemm(a, b, np.zeros((a.shape[0], b.shape[1]), np.float32)) for a, b in mats]
+        cb.set_gemm_path(0)
+        for opt, bs, path in ((C.SGD, 37, 0), (C.ADAM, 900, 0), (C.SGD, 300, 2)):
+            gemm_path(path)                     # 2: the packed path, its epilogue (bias, ReLU, mask) in registers
             p = params.copy()
             cb.train_epoch(p, np.zeros(P, np.float32), sizes, acts, C.CE, X, Y, None, perm, bs, opt, hyper,
                            np.zeros(2 * P, np.float32), np.zeros(1, np.int64),
                            np.zeros(C.train_workspace_size(sizes, bs), np.float32), np.zeros(97, np.int64),
                            np.zeros(3))
             res.append(p)
+        gemm_path(0)
         out[name] = res
     for name in isas[1:]:
         for a, b in zip(out[isas[0]], out[name]):
