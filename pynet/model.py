@@ -26,6 +26,13 @@ class DivergenceWarning(RuntimeWarning):
     """Training stopped because the loss became NaN or infinite."""
 
 
+class NotFittedError(ValueError, AttributeError):
+    """A model was asked to predict before it was fitted (or loaded from a fitted model's file).
+
+    A ValueError and an AttributeError, like scikit-learn's exception of the same name, so code that
+    catches either keeps working."""
+
+
 class MLP:
     """A multilayer perceptron ``layers = [n_inputs, hidden…, n_outputs]``.
 
@@ -367,6 +374,13 @@ class MLP:
             diag.record(s, history, epoch)
 
     # ------------------------------------------------------------------ inference
+    def _check_fitted(self, method):
+        # epochs_trained_ counts every fit (MLP.fit, distributed.fit) and is restored by pynet.load; a model
+        # never trained would answer from its random initial weights
+        if self.epochs_trained_ == 0:
+            raise NotFittedError(f"{method}: the model has not been fitted; call fit(X, y) first, or "
+                                 "pynet.load() a saved model")
+
     def _outputs(self, X):
         X = self._inputs(X)
         out = np.empty((X.shape[0], self.layers[-1]), self.dtype)
@@ -376,7 +390,10 @@ class MLP:
         return out
 
     def predict(self, X):
-        """Predicted labels (classification) or values (regression) for the rows of X."""
+        """Predicted labels (classification) or values (regression) for the rows of X.
+
+        Raises :class:`NotFittedError` before the model has been fitted."""
+        self._check_fitted("predict")
         out = self._outputs(X)
         if self.loss == "cross_entropy" and self._target == "labels":
             return self.classes_[np.argmax(out, axis=1)]
@@ -389,6 +406,7 @@ class MLP:
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order (softmax, or [1 − p, p] for one sigmoid)."""
+        self._check_fitted("predict_proba")
         if self.loss not in _CLASSIFICATION:
             raise ValueError("predict_proba: the model is not a classifier (fit it with a cross-entropy loss)")
         out = self._outputs(X)
@@ -398,8 +416,7 @@ class MLP:
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy for classifiers, R² for regression."""
-        if self.loss is None:
-            raise ValueError("score: the model has not been fitted")
+        self._check_fitted("score")
         pred = self.predict(X)
         if self.loss in _CLASSIFICATION:
             if self._target == "labels":

@@ -111,6 +111,20 @@ def test_save_load_round_trip(backend, tmp_path):
     assert net2.weights[0].base is net2.params or np.shares_memory(net2.weights[0], net2.params)
 
 
+def test_predict_needs_a_fit_or_a_fitted_model_file(tmp_path):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 8, 3], output="softmax", backend="numpy")
+    with pytest.raises(pynet.NotFittedError, match="predict: the model has not been fitted") as info:
+        net.predict(X)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)  # as scikit-learn's
+    net.save(tmp_path / "unfitted.npz")
+    with pytest.raises(pynet.NotFittedError):
+        pynet.load(tmp_path / "unfitted.npz").predict(X)
+    net.fit(X, y, epochs=1)
+    net.save(tmp_path / "fitted.npz")
+    np.testing.assert_array_equal(pynet.load(tmp_path / "fitted.npz").predict(X), net.predict(X))
+
+
 def test_weights_are_views_into_the_flat_buffer():
     net = pynet.MLP([3, 4, 2], backend="numpy")
     assert net.params.ndim == 1 and net.params.size == 3 * 4 + 4 + 4 * 2 + 2
