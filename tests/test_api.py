@@ -81,6 +81,32 @@ def test_model_file_errors(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_model_files_follow_the_umask_or_keep_the_replaced_files_mode(tmp_path):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 3], output="softmax", backend="numpy")
+    net.fit(X, y, epochs=1)
+    old = os.umask(0o022)
+    try:
+        net.save(tmp_path / "a.npz")
+        os.umask(0o077)
+        net.save(tmp_path / "b.npz")
+        (tmp_path / "a.npz").chmod(0o640)
+        net.save(tmp_path / "a.npz")  # replacing a file keeps its mode, as writing into it would
+    finally:
+        os.umask(old)
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o640
+    os.umask(0o022)
+    try:
+        net.save(tmp_path / "c.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o644
+    assert pynet.load(tmp_path / "a.npz").layers == [4, 3]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
 def test_shipped_datasets():
     X, y = datasets.load("iris")
     assert X.shape == (150, 4) and sorted(np.bincount(y)) == [50, 50, 50]
