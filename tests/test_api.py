@@ -131,6 +131,10 @@ def test_read_csv(tmp_path):
         "a,b,label\n1,2,cat\n": ("label2", "no column 'label2'"),
         "a,b,label\n1,2\n": ("label", "line 2 has 2 cells"),
         "a,b,label\n1,x,cat\n": ("label", "non-numeric value 'x' at line 2, column 'b'"),
+        "a,b,label\n1,2,cat\n\n3,NaN,dog\n": ("label", "non-finite value 'NaN' at line 4, column 'b'"),
+        "a,b,label\n1,-inf,cat\n": ("label", "non-finite value '-inf' at line 2, column 'b'"),
+        "a,b,y\n1,2,0.5\n3,4,nan\n": ("y", "non-finite value 'nan' at line 3, column 'y'"),
+        "a,b,y\n1,2,cat\n3,4, \n": ("y", "empty target value at line 3, column 'y'"),
         "": (None, "is empty"),
     }
     for i, (text, (target, message)) in enumerate(cases.items()):

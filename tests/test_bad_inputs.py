@@ -236,13 +236,14 @@ CSV_CASES = [
     ("a,b,y\n1,2,0\n", ["--target", "label"], "--target|target: no column 'label'"),
     ("a,b,y\n1,2,0\n3,4\n", [], "line 3 has 2 cells but the header has 3"),
     ("a,b,y\n1,2,0\n3,oops,1\n", [], "non-numeric value 'oops' at line 3, column 'b'"),
+    ("a,b,y\n" + "1,2,0\n3,4,1\n" * 20 + "5,nan,0\n", [], "non-finite value 'nan' at line 42, column 'b'"),
     ("", [], "is empty"),
     ("a,b,y\n", [], "has a header but no data rows"),
 ]
 
 
 @pytest.mark.parametrize("text, extra, message", CSV_CASES, ids=["missing target", "ragged", "non-numeric",
-                                                                  "empty", "header only"])
+                                                                  "NaN after the split", "empty", "header only"])
 def test_cli_bad_csv_is_one_line(tmp_path, text, extra, message):
     path = tmp_path / "d.csv"
     path.write_text(text)
