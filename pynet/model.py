@@ -179,7 +179,9 @@ class MLP:
         arr = np.asarray(y)
         if arr.ndim == 1:
             if k != 1:
-                raise ValueError(f"y: 1-D targets but the output layer has {k} units; pass y with {k} columns")
+                raise ValueError(f"y: 1-D targets but the output layer has {k} units and the loss is {loss!r}: "
+                                 f"for class labels pass loss='cross_entropy' (or build the model with "
+                                 f"output='softmax'); for regression pass y with {k} columns")
             self._target = "scalar"
             return as_matrix(arr, "y", self.dtype, ndim=1)[:, None]
         Y = as_matrix(arr, "y", self.dtype)
@@ -222,6 +224,10 @@ class MLP:
         """Train on (X, y) and return the :class:`History`. A second call continues from the current
         weights and optimizer state (same optimizer) — call :meth:`reset` to start over.
 
+        loss: "ssr", "mse", "binary_cross_entropy" or "cross_entropy"; None takes the previous fit's, else
+        the one the model's output activation implies, else (output=None too) the one y implies: 1-D
+        class labels with several outputs → cross_entropy, two classes with one output →
+        binary_cross_entropy, real values → mse (the output activation follows the loss).
         optimizer: "sgd" (mini-batches of ``batch_size`` for ``epochs`` epochs), "adam", or "gd"
         (full batch: stop when every parameter step |Δθ| < ``tol`` or after ``max_steps`` steps), or an
         :class:`~pynet.SGD` / :class:`~pynet.GD` / :class:`~pynet.Adam` object.
@@ -234,7 +240,7 @@ class MLP:
         if optimizer != "gd" and not isinstance(opt, optim.GD) and (tol is not None or max_steps is not None):
             raise ValueError("tol: tol and max_steps apply to optimizer='gd' only")
         full_batch = isinstance(opt, optim.GD)
-        self._choose_loss(loss)
+        self._choose_loss(loss, y)
         X = self._inputs(X, fitting=True)
         Y = self._targets(y, X.shape[0])
         check_rows(X, Y)
@@ -275,9 +281,19 @@ class MLP:
             warnings.warn(history.stop_reason, DivergenceWarning, stacklevel=2)
         return history
 
-    def _choose_loss(self, loss):
+    def _choose_loss(self, loss, y=None):
+        """Fix this fit's loss and, when ``output`` was left as None, the output activation it implies.
+
+        With ``loss=None``: the previous fit's loss; else the loss of the output activation (softmax:
+        cross_entropy, sigmoid: binary_cross_entropy, any other: mse); with no output activation either,
+        the loss the targets ``y`` imply (:meth:`_loss_for_targets`)."""
         if loss is None:
-            loss = self.loss or _LOSS_FOR_OUTPUT.get(self.output or "identity", "mse")
+            if self.loss is not None:
+                loss = self.loss
+            elif self.output is not None or y is None:
+                loss = _LOSS_FOR_OUTPUT.get(self.output or "identity", "mse")
+            else:
+                loss = self._loss_for_targets(y)
         C.code(C.LOSSES, loss, "loss")
         if self.loss is not None and loss != self.loss and self.classes_ is not None:
             raise ValueError(f"loss: the model was fitted with {self.loss!r}; call reset() to change it to {loss!r}")
@@ -287,6 +303,37 @@ class MLP:
             raise ValueError(f"loss: {loss!r} needs output "
                              f"{_OUTPUT_FOR_LOSS[loss]!r}, but the model's output is {self.output!r}")
         self.loss = loss
+
+    def _loss_for_targets(self, y):
+        """The loss that targets y imply for this model's k output units (neither loss nor output given).
+
+        1-D class labels — integers, bools, strings, or floats that are all whole numbers — with k > 1
+        outputs: cross_entropy (softmax). 1-D labels of at most two classes with one output:
+        binary_cross_entropy (sigmoid). Other real-valued targets (and integers of more than two values
+        with one output: counts, say): mse. Labels of another type with one output and more than two
+        classes have no loss that fits: the error says which output size or loss= to use."""
+        k = self.layers[-1]
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            return "mse"  # a target matrix is regression's (or says its loss= explicitly)
+        kind = arr.dtype.kind
+        if kind == "f":
+            whole = bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+            # one output: a real-valued target; k outputs: 1-D floats cannot be k-column regression targets
+            return "cross_entropy" if k > 1 and whole else "mse"
+        if kind not in "biuUSO":
+            return "mse"  # complex and other kinds: as_matrix rejects them with its own message
+        if k > 1:
+            return "cross_entropy"
+        n_classes = len(np.unique(arr))
+        if n_classes <= 2:
+            return "binary_cross_entropy"
+        if kind in "iu":
+            return "mse"
+        raise ValueError(f"y: {n_classes} classes but the output layer has 1 unit; give the model {n_classes} "
+                         f"outputs (MLP([..., {n_classes}]): cross_entropy), or pass loss= explicitly")
 
     def _split(self, X, Y, sw, validation_split, validation_data):
         n = X.shape[0]

@@ -76,6 +76,39 @@ def test_string_labels_and_classes(backend):
         net.score(X[:2], np.array(["setosa", "rose"]))
 
 
+@pytest.mark.parametrize("layers, make_y, loss, output", [
+    ([4, 8, 3], lambda y: y, "cross_entropy", "softmax"),                            # integer labels, 3 outputs
+    ([4, 8, 3], lambda y: np.array(["a", "b", "c"])[y], "cross_entropy", "softmax"),  # strings
+    ([4, 8, 3], lambda y: y.astype(float), "cross_entropy", "softmax"),               # whole-number floats
+    ([4, 8, 1], lambda y: y == 2, "binary_cross_entropy", "sigmoid"),                # bools, one output
+    ([4, 8, 1], lambda y: np.where(y == 2, "yes", "no"), "binary_cross_entropy", "sigmoid"),
+    ([4, 8, 1], lambda y: y + 0.5, "mse", "identity"),                               # real values
+    ([4, 8, 1], lambda y: y * 7, "mse", "identity"),                                 # integers of 3 values: counts
+])
+def test_loss_and_output_follow_the_targets_when_neither_is_given(layers, make_y, loss, output):
+    X, y = datasets.load("iris")
+    net = pynet.MLP(layers, backend="numpy", standardize=True)
+    net.fit(X, make_y(y), epochs=2)
+    assert (net.loss, net.output) == (loss, output)
+
+
+def test_integer_labels_with_no_loss_fit_the_readme_digits_model(backend):
+    Xtr, Xte, ytr, yte = _split("digits")
+    net = pynet.MLP([64, 32, 10], backend=backend, standardize=True)
+    net.fit(Xtr, ytr, lr=0.1, epochs=10)
+    assert net.loss == "cross_entropy" and net.score(Xte, yte) > 0.9
+
+
+def test_targets_that_no_loss_fits_say_which_to_pass():
+    X, y = datasets.load("iris")
+    with pytest.raises(ValueError, match=r"y: 3 classes but the output layer has 1 unit; give the model 3 outputs"):
+        pynet.MLP([4, 1], backend="numpy").fit(X, np.array(["a", "b", "c"])[y])
+    with pytest.raises(ValueError, match="for class labels pass loss='cross_entropy'"):
+        pynet.MLP([4, 3], backend="numpy").fit(X, y, loss="mse")
+    with pytest.raises(ValueError, match="for class labels pass loss='cross_entropy'"):
+        pynet.MLP([4, 3], output="identity", backend="numpy").fit(X, y)
+
+
 def test_binary_sigmoid_output(backend):
     X, y = datasets.xor(n=400, noise=0.05)
     labels = np.where(y == 1, "yes", "no")
