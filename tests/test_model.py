@@ -214,6 +214,25 @@ def test_divergence_stops_with_a_hint_and_finite_weights(backend):
     assert np.all(np.isfinite(net.params))
 
 
+@pytest.mark.parametrize("optimizer, rows", [("gd", 100), ("sgd", 25)])
+def test_ssr_divergence_says_to_scale_lr_by_the_rows_or_use_mse(optimizer, rows):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 3, (100, 1))
+    line = pynet.MLP([1, 1], activation="identity", backend="numpy")
+    settings = dict(max_steps=100) if optimizer == "gd" else dict(batch_size=25, epochs=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # only the DivergenceWarning: no numpy overflow noise
+        warnings.simplefilter("always", pynet.DivergenceWarning)
+        with pytest.warns(pynet.DivergenceWarning, match=rf"ssr is a sum over the {rows} rows of each step.*"
+                                                         rf"scale lr by 1/{rows} .*or use loss='mse'"):
+            h = line.fit(X, 2 * X[:, 0] + 1, loss="ssr", optimizer=optimizer, lr=0.1, **settings)
+    assert h.stop_reason.startswith("diverged")
+    with pytest.warns(pynet.DivergenceWarning) as record:  # other losses: no advice about sums
+        pynet.MLP([1, 1], activation="identity", backend="numpy").fit(X, 2 * X[:, 0] + 1, loss="mse", lr=100.0,
+                                                                      optimizer="gd", max_steps=100)
+    assert "ssr" not in str(record[0].message)
+
+
 def test_sample_weight_equals_repeated_rows(backend):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((20, 2))
