@@ -443,6 +443,37 @@ def _versions():
     return out
 
 
+def _usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _blas_threads():
+    """{"threads", "library", "source"} of the BLAS numpy calls (the numpy backend's threads, which
+    set_num_threads does not set): threadpoolctl's live answer when it is installed; else the library
+    numpy was built with and the variable OpenBLAS reads first (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS,
+    OMP_NUM_THREADS), else its default, the usable cores."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        pools.sort(key=lambda p: "numpy" not in p.get("filepath", ""))  # numpy's own first, if scipy brought another
+        if pools:
+            return {"threads": int(pools[0]["num_threads"]), "library": pools[0].get("internal_api"),
+                    "source": "threadpoolctl"}
+    except ImportError:
+        pass
+    try:
+        library = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except Exception:  # numpy < 1.25 has no dict form
+        library = None
+    cores = _usable_cores()
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return {"threads": min(int(value), cores), "library": library, "source": var}
+    return {"threads": cores, "library": library, "source": "default: the usable cores"}
+
+
 def _info(args):
     status = __import__("kernels").status()
     model, simd = _cpu()
@@ -450,10 +481,14 @@ def _info(args):
     for name, why in status.items():
         if why is None:
             threads[name] = _backend.resolve(name).get_num_threads()
+    blas = _blas_threads()
+    if "numpy" in threads:
+        threads["numpy"] = blas["threads"]  # the reference runs on numpy's BLAS threads
     info = {"backends": {n: {"available": why is None, "reason": why} for n, why in status.items()},
             "default_backend": _backend.get_backend_name(),
             "auto_resolves_to": _backend.resolve("auto").name,
-            "versions": _versions(), "cpu": model, "simd": simd, "cores": os.cpu_count(), "threads": threads}
+            "versions": _versions(), "cpu": model, "simd": simd, "cores": os.cpu_count(), "threads": threads,
+            "blas": blas}
     if args.json:
         print(json.dumps(info))
         return 0
@@ -461,6 +496,8 @@ def _info(args):
           f"{info['auto_resolves_to']})")
     for name, st in info["backends"].items():
         state = f"available, {threads[name]} thread(s)" if st["available"] else f"unavailable: {st['reason']}"
+        if st["available"] and name == "numpy":
+            state += f" ({blas['library'] or 'BLAS'} threads, from {blas['source']})"
         print(f"  {name:6s} {state}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v))
     print(f"cpu: {model}; cores {info['cores']}; SIMD {' '.join(simd) or 'none detected'}")

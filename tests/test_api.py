@@ -220,6 +220,29 @@ def test_cli_info_json():
         assert info["versions"]["c_compiler"].split()[0] in ("gcc", "clang", "unknown")
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_cli_info_reports_numpys_blas_threads(threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads)
+    out = subprocess.run([sys.executable, "-m", "pynet.cli", "info", "--json"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert info["threads"]["numpy"] == info["blas"]["threads"] == min(int(threads), cores)
+
+
+def test_blas_threads_without_threadpoolctl_read_openblas_variables(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl raises ImportError
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(cli, "_usable_cores", lambda: 8)
+    assert cli._blas_threads()["threads"] == 8 and cli._blas_threads()["source"].startswith("default")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert cli._blas_threads()["threads"] == 4
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # OpenBLAS reads its own variable first
+    assert cli._blas_threads() == {"threads": 3, "library": cli._blas_threads()["library"],
+                                   "source": "OPENBLAS_NUM_THREADS"}
+
+
 def test_python_dash_m_pynet_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "pynet", "info", "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
