@@ -226,6 +226,9 @@ def _train(args):
         warnings.simplefilter("always")
         history = net.fit(Xtr, ytr, **fit_args)
     seconds = time.perf_counter() - t0
+    if history.stop_reason.startswith("diverged"):
+        # a diverged model predicts nothing useful: an error (exit 2), not a low score with exit 0
+        raise CLIError(history.stop_reason + ("; the model was not saved" if args.save else ""))
     summary = {"backend": net.backend, "dataset": args.dataset or args.csv, "layers": net.layers,
                "loss": loss, "optimizer": args.optimizer, "epochs": history.epochs,
                "train_seconds": round(seconds, 4), "compile_seconds": round(compile_seconds, 3),

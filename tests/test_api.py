@@ -158,6 +158,15 @@ def test_cli_train_digits_json():
     assert summary["backend"] == pynet.available_backends()[0]
 
 
+def test_cli_train_divergence_is_an_error(tmp_path):
+    model = tmp_path / "m.npz"
+    out = _cli("train", "--dataset", "iris", "--lr", "100", "--save", str(model))
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert "pynet train: error: diverged:" in out.stderr and "lower learning rate" in out.stderr
+    assert not model.exists()
+
+
 def test_cli_train_compiles_a_cold_jit_backend_first_and_says_so_and_loads_a_warm_one(monkeypatch, capsys):
     if "numba" not in os.environ.get("PYNET_TEST_BACKENDS", "numba").split(","):
         pytest.skip("numba is not among PYNET_TEST_BACKENDS (the sanitizer run: compiling it there tests no C)")
