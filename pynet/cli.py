@@ -25,6 +25,17 @@ class CLIError(Exception):
     pass
 
 
+#: `pynet train`'s defaults for mini-batch optimizers: early stopping on this fraction of the training rows,
+#: after PATIENCE epochs without an improvement of the validation loss by more than MIN_DELTA. Chosen by
+#: measurement (20 seeded splits each, C backend): on iris and digits the same mean held-out accuracy as the
+#: former fixed 2,000-step budget (0.939 / 0.970), on spirals a better one (0.83 against 0.70), and no
+#: epoch count to guess for data of another size; MIN_DELTA ends the fits (xor) whose validation loss
+#: keeps creeping down by less.
+DEFAULT_VALIDATION = 0.2
+PATIENCE = 10
+MIN_DELTA = 1e-4
+
+
 def _int_list(text):
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -75,12 +86,18 @@ def _parser():
     t.add_argument("--momentum", type=float, default=None)
     t.add_argument("--batch-size", type=_positive_int, default=32)
     t.add_argument("--epochs", type=_positive_int, default=None,
-                   help="default: enough for about 2,000 mini-batch steps (at least 30 epochs)")
+                   help="the most epochs to run (default: with early stopping, enough for about 20,000 mini-batch "
+                        "steps, 30 to 1,000 epochs; without, about 2,000 steps, at least 30 epochs)")
     t.add_argument("--max-steps", type=_positive_int, default=None, help="for --optimizer gd")
     t.add_argument("--tol", type=float, default=None, help="for --optimizer gd")
     t.add_argument("--test-fraction", type=float, default=0.25)
-    t.add_argument("--validation-split", type=float, default=0.0)
-    t.add_argument("--early-stopping", action="store_true")
+    t.add_argument("--validation-split", type=float, default=None,
+                   help=f"fraction of the training rows held out to watch the loss on (default: "
+                        f"{DEFAULT_VALIDATION} with early stopping, else 0)")
+    t.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"stop when the validation loss has not improved by more than {MIN_DELTA:g} for {PATIENCE} "
+                        "epochs and keep the best weights (default: on for sgd and adam with 10 or more training "
+                        "rows, off for gd)")
     t.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-standardize", action="store_true", help="do not standardize the inputs")
@@ -200,6 +217,15 @@ def _train(args):
         raise CLIError(f"--test-fraction: must be in (0, 1), got {args.test_fraction}")
     Xtr, Xte, ytr, yte = datasets.train_test_split(X, y, args.test_fraction, seed=args.seed,
                                                    stratify=classification)
+    mini_batch = args.optimizer != "gd"
+    defaults = mini_batch and len(Xtr) >= 10  # fewer rows leave no validation set worth watching
+    early = args.early_stopping if args.early_stopping is not None else defaults
+    validation = args.validation_split
+    if validation is None:
+        validation = DEFAULT_VALIDATION if early and defaults else 0.0
+    if not 0 <= validation < 1:
+        raise CLIError(f"--validation-split: must be in [0, 1), got {validation}")
+    fit_rows = len(Xtr) - int(round(len(Xtr) * validation))
     if classification:
         n_out = len(np.unique(y)) if loss == "cross_entropy" else 1
     else:
@@ -208,15 +234,18 @@ def _train(args):
     net = MLP([X.shape[1], *args.hidden, n_out], activation=args.activation, output=output,
               backend=args.backend, dtype=args.dtype, seed=args.seed, standardize=not args.no_standardize)
     lr = args.lr if args.lr is not None else {"adam": 0.001}.get(args.optimizer, 0.05)
-    fit_args = dict(loss=loss, optimizer=args.optimizer, lr=lr, validation_split=args.validation_split,
-                    early_stopping=args.early_stopping, verbose=not (args.quiet or args.json))
+    fit_args = dict(loss=loss, optimizer=args.optimizer, lr=lr, validation_split=validation,
+                    early_stopping=early, patience=PATIENCE, min_delta=MIN_DELTA if early else 0.0,
+                    verbose=not (args.quiet or args.json))
     if args.optimizer == "gd":
         fit_args.update(tol=args.tol, max_steps=args.max_steps)
     else:
         if args.tol is not None or args.max_steps is not None:
             raise CLIError("--tol/--max-steps: apply to --optimizer gd only")
-        batch_size = min(args.batch_size, len(Xtr))
-        epochs = args.epochs or max(30, min(1000, 2000 // -(-len(Xtr) // batch_size)))
+        batch_size = min(args.batch_size, max(fit_rows, 1))
+        steps = -(-max(fit_rows, 1) // batch_size)
+        # early stopping ends the fit when the validation loss stalls: the budget is only a ceiling
+        epochs = args.epochs or max(30, min(1000, (20_000 if early else 2_000) // steps))
         fit_args.update(batch_size=batch_size, epochs=epochs)
     if args.momentum is not None:
         fit_args["momentum"] = args.momentum
@@ -231,6 +260,7 @@ def _train(args):
         raise CLIError(history.stop_reason + ("; the model was not saved" if args.save else ""))
     summary = {"backend": net.backend, "dataset": args.dataset or args.csv, "layers": net.layers,
                "loss": loss, "optimizer": args.optimizer, "epochs": history.epochs,
+               "validation_split": validation, "early_stopping": early,
                "train_seconds": round(seconds, 4), "compile_seconds": round(compile_seconds, 3),
                "load_seconds": round(load_seconds, 3),
                "final_loss": history.loss[-1] if history.loss else None,
@@ -249,8 +279,7 @@ def _train(args):
 
         plots.training(history, args.plot)
         summary["plot"] = args.plot
-    _print_summary(summary, args.json, classification,
-                   f"{summary['epochs']} {'steps' if args.optimizer == 'gd' else 'epochs'}")
+    _print_summary(summary, args.json, classification, "steps" if args.optimizer == "gd" else "epochs")
     return 0
 
 
@@ -276,8 +305,9 @@ def _ready_jit(name, dtype, optimizer, quiet):
 
 
 # ---------------------------------------------------------------------------- sweep
-def _print_summary(summary, as_json, classification, progress):
-    """The result of `pynet train`: one JSON object, or warnings on stderr and one line on stdout."""
+def _print_summary(summary, as_json, classification, unit="epochs", extra=""):
+    """The result of `pynet train`: one JSON object, or warnings on stderr and one line on stdout that gives
+    the epoch (gd: step) count once, with why training stopped. ``extra``: more " | "-separated fields."""
     if as_json:
         print(json.dumps(summary), flush=True)
         return
@@ -286,8 +316,12 @@ def _print_summary(summary, as_json, classification, progress):
     score = (f"test accuracy {summary['test_accuracy']:.4f}" if classification
              else f"test MSE {summary['test_mse']:.5g} (R² {summary['test_r2']:.4f})")
     compiled = f" (+ {summary['compile_seconds']:.1f} s compiling)" if summary.get("compile_seconds") else ""
-    print(f"{score} | {summary['train_seconds']:.3f} s{compiled} | {progress} | backend {summary['backend']} | "
-          f"{summary['stop_reason']}", flush=True)
+    reason = summary["stop_reason"]
+    # "epochs: ran all N epochs", "max_steps: reached N steps" and "tol: … at step N" already give the count
+    if not reason.startswith(("epochs:", "max_steps:", "tol:")):
+        reason = f"{summary['epochs']} {unit}; {reason}"
+    print(f"{score} | {summary['train_seconds']:.3f} s{compiled} | {reason}{extra} | backend {summary['backend']}",
+          flush=True)
 
 
 def _sweep(args):

@@ -1,6 +1,7 @@
 """Backend selection, persistence errors, datasets, CSV loading and the CLI."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -156,6 +157,46 @@ def test_cli_train_digits_json():
         assert key in summary
     assert summary["test_accuracy"] >= 0.95
     assert summary["backend"] == pynet.available_backends()[0]
+
+
+def test_cli_train_iris_defaults_stop_early_on_a_validation_split():
+    out = _cli("train", "--dataset", "iris", "--json", "--backend", "c" if "c" in pynet.available_backends() else "numpy")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["early_stopping"] is True and summary["validation_split"] == cli.DEFAULT_VALIDATION
+    assert summary["stop_reason"].startswith("early_stopping:") and summary["epochs"] < 1000
+    assert summary["test_accuracy"] >= 0.9  # 0.889 after the former fixed 500 epochs
+
+
+def test_cli_train_defaults_by_optimizer_and_size(tmp_path, capsys):
+    def run(*extra):
+        assert cli.main(["train", "--json", "--backend", "numpy", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    got = run("--dataset", "xor", "--optimizer", "gd", "--max-steps", "20")  # gd: its own tol rule, no split
+    assert (got["early_stopping"], got["validation_split"]) == (False, 0.0)
+    got = run("--dataset", "xor", "--no-early-stopping", "--epochs", "3")
+    assert (got["early_stopping"], got["validation_split"], got["epochs"]) == (False, 0.0, 3)
+    got = run("--dataset", "xor", "--validation-split", "0.1", "--epochs", "3")
+    assert (got["early_stopping"], got["validation_split"]) == (True, 0.1)
+    rng = np.random.default_rng(0)
+    for n, early in ((12, False), (40, True)):  # 9 training rows: too few to hold any out; 30: batches shrink to fit
+        x = rng.uniform(-1, 1, (n, 2))
+        path = tmp_path / f"d{n}.csv"
+        path.write_text("x1,x2,y\n" + "\n".join(f"{a},{b},{int(a > b)}" for a, b in x) + "\n")
+        got = run("--csv", str(path), "--epochs", "3")
+        assert got["early_stopping"] is early
+
+
+def test_cli_train_prints_the_epoch_count_once(capsys):
+    assert cli.main(["train", "--dataset", "xor", "--backend", "numpy", "--no-early-stopping", "--epochs", "7",
+                     "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.count("7 epochs") == 1, line
+    assert cli.main(["train", "--dataset", "iris", "--backend", "numpy", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    n = int(re.search(r"\| (\d+) epochs; early_stopping", line).group(1))
+    assert len(re.findall(rf"\b{n} epochs\b", line)) == 1, line
 
 
 def test_cli_train_divergence_is_an_error(tmp_path):
