@@ -278,6 +278,8 @@ class MLP:
             self.params[...] = best.params
         history.best_epoch, history.best_loss = best.epoch, best.value
         if history.stop_reason.startswith("diverged"):
+            if self.loss == "ssr":
+                history.stop_reason += _ssr_hint(session.X.shape[0] if full_batch else session.batch_size, opt.lr)
             warnings.warn(history.stop_reason, DivergenceWarning, stacklevel=2)
         return history
 
@@ -366,7 +368,7 @@ class MLP:
             seconds = time.perf_counter() - t0
             self.epochs_trained_ += 1
             if not np.isfinite(value):
-                history.stop_reason = _diverged(value, f"epoch {epoch + 1}", s.opt.lr, self.loss, s.batch_size)
+                history.stop_reason = _diverged(value, f"epoch {epoch + 1}", s.opt.lr)
                 break
             self._record(s, history, value, seconds, diag, epoch, best)
             progress.update(epoch + 1, history)
@@ -394,7 +396,7 @@ class MLP:
             done += steps
             progress.update(done, history)
             if not np.isfinite(losses[steps - 1]):
-                history.stop_reason = _diverged(losses[steps - 1], f"step {done}", opt.lr, self.loss, s.X.shape[0])
+                history.stop_reason = _diverged(losses[steps - 1], f"step {done}", opt.lr)
                 break
             if last < opt.tol:
                 history.stop_reason = f"tol: every parameter step < {opt.tol:g} at step {done}"
@@ -489,15 +491,15 @@ class MLP:
                 f"dtype={self.dtype.name!r}, backend={self._backend_name or 'default'!r})")
 
 
-def _diverged(value, where, lr, loss, rows):
-    """The stop reason of a diverged fit, with the hint that fits the loss (``rows``: rows per step)."""
-    text = (f"diverged: the loss became {value} at {where}; the last finite weights were kept. "
+def _diverged(value, where, lr):
+    return (f"diverged: the loss became {value} at {where}; the last finite weights were kept. "
             f"Try a lower learning rate (now {lr:g})")
-    if loss == "ssr":
-        # the usual cause: a learning rate chosen for a mean, applied to a sum over many rows
-        text += (f": ssr is a sum over the {rows} rows of each step, so its gradient grows with them; scale lr by "
-                 f"1/{rows} (lr={lr / rows:.3g}) or use loss='mse', whose gradient does not grow with the rows")
-    return text
+
+
+def _ssr_hint(rows, lr):
+    """Why an ssr fit diverges, usually: a learning rate chosen for a mean, applied to a sum over many rows."""
+    return (f": ssr is a sum over the {rows} rows of each step, so its gradient grows with them; scale lr by "
+            f"1/{rows} (lr={lr / rows:.3g}) or use loss='mse', whose gradient does not grow with the rows")
 
 
 class _Best:
