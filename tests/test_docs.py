@@ -39,3 +39,12 @@ def test_readme_api_example_runs_and_its_linear_regression_converges(tmp_path, m
     assert abs(h.epochs - stated) <= 5, (h.epochs, stated)
     assert line.weights[0][0, 0] == pytest.approx(2.0, abs=1e-3) and line.biases[0][0] == pytest.approx(1.0, abs=1e-3)
     assert namespace["net"].score(namespace["X_test"], namespace["y_test"]) > 0.9
+
+
+def test_readme_quick_start_makes_the_environment_before_installing():
+    text = README.read_text(encoding="utf-8")
+    quick = text[text.index("## Quick start"):text.index("## The Python API")]
+    commands = " && ".join(re.findall(r"^```bash\n(.*?)^```", quick, flags=re.S | re.M)[0].split("\n"))
+    assert "pip install" in commands
+    # a distribution's Python refuses pip install outside a virtual environment (PEP 668)
+    assert -1 < commands.find("python3 -m venv ") < commands.find(". .venv/bin/activate") < commands.find("pip install")
