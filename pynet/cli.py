@@ -384,7 +384,7 @@ def _bench(args):
     finally:
         progress.close()
     record = bench.as_record(results, ceiling, "pynet " + " ".join(sys.argv[1:]))
-    _print_bench(record, peers)
+    _print_bench(record, peers, args.repeat, args.warmup, args.lead_in)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(record, fh, indent=1)
@@ -403,9 +403,14 @@ def _bench(args):
     return 0
 
 
-def _print_bench(record, peers):
+def _print_bench(record, peers, repeat, warmup, lead_in=False):
     print(f"GEMM ceiling (numpy matmul {2048}³ float32): {record['gemm_ceiling_gflops']:.1f} GFLOP/s; "
           f"cpu {record['machine']['cpu']}, {record['machine']['cores']} cores")
+    # what a row's figures are over: without it "median" reads as anything from one call to a whole fit
+    lead = "; each timed run right after an untimed one (--lead-in)" if lead_in else ""
+    print(f"median / min / max s: seconds of one run of the workload (train: its samples once, or --epochs times; "
+          f"gd: its steps; a kernel: one call), over {repeat} timed run(s) per runner (--repeat), runners taking "
+          f"turns, after {warmup} untimed warm-up run(s) (--warmup){lead}; compile s = first run − median")
     head = (f"{'workload':14s} {'dtype':8s} {'runner':8s} {'median s':>10s} {'min s':>9s} {'max s':>9s} "
             f"{'compile s':>9s} {'samples/s':>11s} {'GFLOP/s':>8s} {'%ceil':>6s}")
     head += "".join(f" {'vs ' + p:>9s}" for p in peers)

@@ -293,6 +293,15 @@ def test_blas_threads_without_threadpoolctl_read_openblas_variables(monkeypatch)
                                    "source": "OPENBLAS_NUM_THREADS"}
 
 
+def test_bench_table_says_what_its_median_is_over():
+    out = _cli("bench", "--workload", "activation", "--backend", "numpy", "--repeat", "3", "--warmup", "2",
+               "--settle", "0", "--quiet")
+    assert out.returncode == 0, out.stderr
+    caption = next(line for line in out.stdout.splitlines() if line.startswith("median / min / max s:"))
+    assert "over 3 timed run(s) per runner (--repeat)" in caption and "after 2 untimed warm-up run(s)" in caption
+    assert out.stdout.index(caption) < out.stdout.index("median s")  # above the table it describes
+
+
 def test_python_dash_m_pynet_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "pynet", "info", "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
