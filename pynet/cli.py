@@ -14,7 +14,7 @@ import numpy as np
 
 from kernels import contract as C
 
-from . import __version__, _backend, datasets
+from . import __version__, _backend, _jit, datasets
 from .bench import PEERS, PRESETS
 from .model import MLP
 from .optim import OPTIMIZERS
@@ -285,23 +285,10 @@ def _train(args):
 
 def _ready_jit(name, dtype, optimizer, quiet):
     """Compile the kernels a JIT backend's fit with ``optimizer`` calls for dtype before the timed fit, saying so
-    on stderr when its cache is cold (a silent minute looks like a hang), or load them from the cache when it is
-    warm, so that the fit's time is the fit's. (compile seconds, load seconds); (0, 0) for a backend with nothing
-    to compile."""
-    raw = _backend.resolve(name).raw
-    cached = getattr(raw, "cached", None)
-    status = None if cached is None else cached(dtype, fit=optimizer)
-    if status is None:  # no JIT, or a cache this Numba does not let us read: the fit does what it must
-        return 0.0, 0.0
-    cold = status is False
-    if cold and not quiet:
-        print(f"pynet: compiling the {name} kernels for {dtype}: first use on this machine, about a minute; later "
-              "runs load them from the cache ('pynet warmup' compiles them all ahead of time)", file=sys.stderr,
-              flush=True)
-    t0 = time.perf_counter()
-    raw.warmup((dtype,), fit=optimizer)
-    seconds = time.perf_counter() - t0
-    return (seconds, 0.0) if cold else (0.0, seconds)
+    on stderr with the measured estimate and kernel-by-kernel progress when its cache is cold (a silent minute
+    looks like a hang), or load them from the cache when it is warm, so that the fit's time is the fit's.
+    (compile seconds, load seconds); (0, 0) for a backend with nothing to compile."""
+    return _jit.ready(_backend.resolve(name), dtype, optimizer, load=True, quiet=quiet)
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -549,11 +536,16 @@ def _info(args):
 def _warmup(args):
     report = {}
     for name in _backend.available_backends():
-        fn = getattr(_backend.resolve(name).raw, "warmup", None)
+        raw = _backend.resolve(name).raw
+        fn = getattr(raw, "warmup", None)
         if fn is None:
             continue
+        dtypes = ("float32", "float64")
+        cost = _jit.estimate(raw, dtypes)
+        print(f"pynet: compiling (or loading from the cache) every {name} kernel for {', '.join(dtypes)}"
+              f"{'; from a cold cache ' + cost if cost else ''}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        detail = fn()
+        detail = fn(dtypes, progress=_jit.progress())
         report[name] = {"seconds": round(time.perf_counter() - t0, 3), "detail": detail}
     if args.json:
         print(json.dumps(report))

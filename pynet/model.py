@@ -8,7 +8,7 @@ import numpy as np
 
 from kernels import contract as C
 
-from . import _backend, metrics, optim
+from . import _backend, _jit, metrics, optim
 from ._validation import as_labels, as_matrix, check_rows, fraction, positive_int, sample_weights
 from .diagnostics import Diagnostics
 from .history import History
@@ -261,6 +261,7 @@ class MLP:
         if not full_batch and batch_size > train_rows.shape[0]:
             raise ValueError(f"batch_size: {batch_size} is larger than the {train_rows.shape[0]} training rows")
         k = self._kernels()
+        _jit.ready(k, self.dtype.name, opt.name)  # a cold JIT cache: compile now, with progress on stderr
         session = _Session(self, k, opt, X, Y, sw, train_rows, val, batch_size if not full_batch else None)
         history = History(monitor="val_loss" if val is not None else "loss", backend=k.name, optimizer=opt.name)
         diag = Diagnostics(self, dead_threshold, vanishing_factor) if diagnostics else None

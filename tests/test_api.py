@@ -160,7 +160,8 @@ def test_cli_train_digits_json():
 
 
 def test_cli_train_iris_defaults_stop_early_on_a_validation_split():
-    out = _cli("train", "--dataset", "iris", "--json", "--backend", "c" if "c" in pynet.available_backends() else "numpy")
+    backend = "c" if "c" in pynet.available_backends() else "numpy"
+    out = _cli("train", "--dataset", "iris", "--json", "--backend", backend)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["early_stopping"] is True and summary["validation_split"] == cli.DEFAULT_VALIDATION
@@ -215,20 +216,88 @@ def test_cli_train_compiles_a_cold_jit_backend_first_and_says_so_and_loads_a_war
     raw = kernels.load("numba").raw
     calls = []
     monkeypatch.setattr(raw, "cached", lambda dtype, fit: False)
-    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit: calls.append((dtypes, fit)))
+    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit, progress=None: calls.append((dtypes, fit)))
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
                      "--backend", "numba", "--dtype", "float64"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [(("float64",), "sgd")]  # only what this fit runs
-    assert "compiling the numba kernels for float64" in err
+    assert calls[0] == (("float64",), "sgd")  # only what this fit runs (MLP.fit asks again: still "cold" here)
+    assert "compiling the numba kernels this fit calls for float64" in err
+    assert re.search(r"measured \d+–\d+ s on ", err)  # the estimate is the measured one
     assert json.loads(out)["compile_seconds"] >= 0
+    calls.clear()
     monkeypatch.setattr(raw, "cached", lambda dtype, fit: True)  # warm: loaded ahead of the timed fit, silently
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
                      "--backend", "numba", "--dtype", "float64", "--optimizer", "gd"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [(("float64",), "sgd"), (("float64",), "gd")] and "compiling" not in err
+    assert calls == [(("float64",), "gd")] and "pynet: compiling" not in err
     summary = json.loads(out)
     assert summary["compile_seconds"] == 0 and summary["load_seconds"] >= 0
+
+
+class _FakeJit:
+    """A JIT backend's module as pynet._jit sees it: a cache status, a measured estimate, a warmup."""
+    COMPILE_MACHINE = "a test box"
+
+    def __init__(self, status):
+        self.status, self.calls = status, []
+
+    def cached(self, dtype, fit="sgd"):
+        return self.status
+
+    def compile_estimate(self, dtypes, fit=None):
+        return 10 * len(dtypes), 20 * len(dtypes)
+
+    def warmup(self, dtypes, fit=None, progress=None):
+        self.calls.append((dtypes, fit, progress is not None))
+        for i, kernel in enumerate(("predict", "train_epoch")):
+            if progress is not None:
+                progress(i, 2, kernel, dtypes[0])
+        if progress is not None:
+            progress(2, 2, None, None)
+        self.status = True
+
+
+class _FakeBackend:
+    name = "fakejit"
+
+    def __init__(self, raw):
+        self.raw = raw
+
+
+def test_a_cold_jit_cache_is_compiled_before_a_fit_with_an_estimate_and_progress(capsys):
+    from pynet import _jit
+
+    raw = _FakeJit(False)
+    compile_s, load_s = _jit.ready(_FakeBackend(raw), "float32", "adam")
+    err = capsys.readouterr().err
+    assert raw.calls == [(("float32",), "adam", True)] and compile_s >= 0 and load_s == 0
+    assert "compiling the fakejit kernels this fit calls for float32" in err
+    assert "measured 10–20 s on a test box" in err
+    assert "kernel 1 of 2: predict (float32)" in err and "kernel 2 of 2: train_epoch (float32)" in err
+    assert "2 kernel(s) ready in" in err
+    assert _jit.ready(_FakeBackend(raw), "float32", "adam") == (0.0, 0.0)  # warm: MLP.fit leaves it to the fit
+    compile_s, load_s = _jit.ready(_FakeBackend(raw), "float32", "adam", load=True)  # the CLI loads it, silently
+    assert compile_s == 0 and load_s >= 0 and raw.calls[-1] == (("float32",), "adam", False)
+    assert capsys.readouterr().err == ""
+    assert _jit.ready(_FakeBackend(_FakeJit(None)), "float32", "sgd") == (0.0, 0.0)  # cache unreadable: no claim
+    raw = _FakeJit(False)
+    assert _jit.ready(_FakeBackend(raw), "float64", "gd", quiet=True)[0] >= 0
+    assert raw.calls == [(("float64",), "gd", False)]
+    assert capsys.readouterr().err == ""
+
+
+def test_mlp_fit_on_a_cold_numba_cache_compiles_first_and_says_so(monkeypatch, capsys):
+    if "numba" not in os.environ.get("PYNET_TEST_BACKENDS", "numba").split(","):
+        pytest.skip("numba is not among PYNET_TEST_BACKENDS")
+    raw = kernels.load("numba").raw
+    calls = []
+    monkeypatch.setattr(raw, "cached", lambda dtype, fit: bool(calls))  # cold until warmup ran
+    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit, progress=None: calls.append((dtypes, fit, progress)))
+    X, y = datasets.load("xor")
+    pynet.MLP([2, 8, 1], backend="numba", dtype="float64").fit(X, y, optimizer="adam", epochs=2)
+    err = capsys.readouterr().err
+    assert [c[:2] for c in calls] == [(("float64",), "adam")] and callable(calls[0][2])
+    assert "pynet: compiling the numba kernels this fit calls for float64" in err
 
 
 def test_cli_train_csv_regression_and_save(tmp_path):
