@@ -1938,7 +1938,7 @@ class _CompileNotice(_numba_event.Listener):
     """One line on stderr when a kernel of this module starts compiling, and one when it is done.
 
     Numba fires "numba:compile" only on a cache miss, so this speaks on a machine's first use of a kernel
-    (or after the cache was cleared), where the call would otherwise sit silent for up to a minute. Only the
+    (or after the cache was cleared), where the call would otherwise sit silent for a minute or two. Only the
     outermost compile of a call is reported (the helpers it pulls in compile inside it), only for this
     module's functions, and not while :func:`warmup` reports through its ``progress`` callback."""
 
