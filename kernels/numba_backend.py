@@ -1909,9 +1909,10 @@ from numba.core import event as _numba_event  # noqa: E402
 #: with NUMBA_CACHE_DIR pointing to an empty directory.
 COMPILE_SECONDS = {"sgd": (46, 95), "gd": (73, 102), "all": (65, 92)}
 COMPILE_MACHINE = "a 2-core Xeon"
-#: The most seconds one kernel took, compiled first in a fresh process (float64, same machine, its cores
-#: shared with other work): its first call through the kernels API. The GEMM routines compile with
-#: whichever kernel needs them first, so a kernel called after another often takes far less.
+#: The most seconds one kernel's first compile took (float64, same machine, its cores shared with other work;
+#: each kernel alone in a fresh process, and in the runs above and docs/kernels.md's): its first call through
+#: the kernels API. The GEMM routines compile with whichever kernel needs them first, so a kernel called
+#: after another often takes far less.
 KERNEL_SECONDS = {"dense_forward": 53, "dense_backward": 23, "activation_forward": 2, "activation_backward": 4,
                   "softmax": 1, "softmax_backward": 1, "softmax_cross_entropy": 1, "sigmoid_binary_cross_entropy": 1,
                   "ssr/mse": 2, "output_loss": 8, "sgd_update": 2, "adam_update": 2, "train_epoch": 118,

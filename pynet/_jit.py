@@ -55,6 +55,6 @@ def ready(k, dtype, optimizer, *, load=False, quiet=False, stream=None):
               "second ('pynet warmup' compiles every kernel ahead of time)", file=stream, flush=True)
         report = progress(stream)
     t0 = time.perf_counter()
-    raw.warmup((dtype,), fit=optimizer, **({"progress": report} if report is not None else {}))
+    raw.warmup((dtype,), fit=optimizer, progress=report)
     seconds = time.perf_counter() - t0
     return (seconds, 0.0) if cold else (0.0, seconds)
