@@ -1819,8 +1819,8 @@ _FIT_KERNELS = {"gd": ("_train_gd", "_predict"), "sgd": ("_train_epoch", "_predi
 
 def cached(dtype, fit="sgd") -> bool | None:
     """Whether the kernels ``MLP.fit(optimizer=fit)`` calls for ``dtype`` are compiled in this process or in
-    Numba's cache (False: the first fit compiles them, about a minute here); None when the cache cannot be
-    read. Any optimizer but "gd" runs the mini-batch epoch kernel."""
+    Numba's cache (False: the first fit compiles them, see :func:`compile_estimate`); None when the cache
+    cannot be read. Any optimizer but "gd" runs the mini-batch epoch kernel."""
     dt = numba.from_dtype(np.dtype(dtype))
     try:
         for name in _FIT_KERNELS["gd" if fit == "gd" else "sgd"]:
@@ -1835,65 +1835,164 @@ def cached(dtype, fit="sgd") -> bool | None:
         return None
 
 
-def warmup(dtypes=("float32", "float64"), fit=None) -> dict:
+def _warmup_calls(dt, fit):
+    """[(kernel name, call)] that compile, for dtype ``dt``, every kernel or (``fit``) what that fit calls."""
+    from .contract import n_params, predict_workspace_size, train_workspace_size
+    rng = np.random.default_rng(0)
+    sizes = np.array([3, 4, 2], np.int64)
+    acts = np.array([RELU, SOFTMAX], np.int64)
+    P = n_params(sizes)
+    params = (rng.standard_normal(P) * 0.1).astype(dt)
+    grads = np.zeros(P, dt)
+    state = np.zeros(2 * P, dt)
+    X = rng.standard_normal((5, 3)).astype(dt)
+    Y = np.eye(2, dtype=dt)[[0, 1, 0, 1, 1]]
+    sw = np.ones(5, dt)
+    hyper = np.array([0.01, 0.9, 1, 0.0, 0.9, 0.999, 1e-8])
+    step = np.zeros(1, np.int64)
+    ws = np.zeros(train_workspace_size(sizes, 5), dt)
+    perm = np.arange(5, dtype=np.int64)
+    out_ = np.zeros((5, 2), dt)
+    # each call looks its kernel up when it runs (tests replace them)
+    calls = [("predict", lambda: predict(params, sizes, acts, X, out_, 2,
+                                         np.zeros(predict_workspace_size(sizes, 2), dt)))]
+    epoch = lambda opt, w: train_epoch(params, grads, sizes, acts, CE, X, Y, w, perm, 2, opt, hyper,  # noqa: E731
+                                       state, step, ws, np.zeros(0, np.int64), np.zeros(0))
+    full = lambda opt, w: train_gd(params, grads, sizes, acts, CE, X, Y, w, opt, hyper, state, step,  # noqa: E731
+                                   0.0, 1, ws, np.zeros(1), np.zeros(1))
+    if fit == "gd":
+        return calls + [("train_gd", lambda: full(0, None))]
+    if fit is not None:
+        return calls + [("train_epoch", lambda: epoch(0, None))]
+
+    def each(fn, *variants):
+        return lambda: [fn(*v) for v in variants]
+
+    both = ((0, sw), (0, None), (1, sw), (1, None))
+    Z = np.zeros((5, 2), dt)
+    A_ = np.zeros((5, 2), dt)
+    W1 = params[:12].reshape(3, 4)
+    H = np.zeros((5, 4), dt)
+    weights = (sw, None)
+    calls += [
+        ("train_epoch", each(epoch, *both)),
+        ("train_gd", each(full, *both)),
+        ("batch_gradient", each(lambda w: batch_gradient(params, grads, sizes, acts, CE, X, Y, w, perm, ws),
+                                *[(w,) for w in weights])),
+        ("dense_forward", lambda: dense_forward(X, W1, params[12:16], H)),
+        ("dense_backward", lambda: [dense_backward(X, W1, H, np.zeros((3, 4), dt), np.zeros(4, dt), dX)
+                                    for dX in (np.zeros((5, 3), dt), None)]),
+        ("activation_forward", lambda: activation_forward(RELU, H, H)),
+        ("activation_backward", lambda: activation_backward(RELU, H, H, H)),
+        ("softmax", lambda: softmax(Z, A_)),
+        ("softmax_backward", lambda: softmax_backward(A_, Z, np.zeros((5, 2), dt))),
+        ("softmax_cross_entropy", each(lambda w: softmax_cross_entropy(Z, Y, w, A_), *[(w,) for w in weights])),
+        ("sigmoid_binary_cross_entropy", each(lambda w: sigmoid_binary_cross_entropy(Z, Y, w, A_),
+                                              *[(w,) for w in weights])),
+        ("ssr", each(lambda w: ssr(Z, Y, w, A_), *[(w,) for w in weights])),
+        ("mse", each(lambda w: mse(Z, Y, w, A_), *[(w,) for w in weights])),
+        ("output_loss", each(lambda w: output_loss(SIGMOID, SSR, Z, Y, w, A_, np.zeros((5, 2), dt)),
+                             *[(w,) for w in weights])),
+        ("sgd_update", lambda: sgd_update(params, grads, state[:P], 0.01, 0.9, 1, 0.0)),
+        ("adam_update", lambda: adam_update(params, grads, state[:P], state[P:], 1, 0.01, 0.9, 0.999, 1e-8, 0.0)),
+    ]
+    return calls
+
+
+def warmup(dtypes=("float32", "float64"), fit=None, progress=None) -> dict:
     """Compile (or load from the cache) every kernel for ``dtypes``, or with ``fit`` (an optimizer name) only
     those ``MLP.fit(optimizer=fit)`` calls without sample weights (see :func:`cached`); returns
-    {dtype: seconds}."""
-    from .contract import n_params, predict_workspace_size, train_workspace_size
+    {dtype: seconds}.
+
+    ``progress(done, total, kernel, dtype)``, when given, is called before each kernel (``done`` of ``total``
+    are finished) and once after the last with ``done == total`` and kernel None; the caller reports then,
+    and the per-kernel notices on stderr (see :class:`_CompileNotice`) stay silent."""
+    plan = [(name, kernel, call) for name in dtypes for kernel, call in _warmup_calls(np.dtype(name), fit)]
     out = {}
-    for name in dtypes:
-        dt = np.dtype(name)
-        t0 = time.perf_counter()
-        rng = np.random.default_rng(0)
-        sizes = np.array([3, 4, 2], np.int64)
-        acts = np.array([RELU, SOFTMAX], np.int64)
-        P = n_params(sizes)
-        params = (rng.standard_normal(P) * 0.1).astype(dt)
-        grads = np.zeros(P, dt)
-        state = np.zeros(2 * P, dt)
-        X = rng.standard_normal((5, 3)).astype(dt)
-        Y = np.eye(2, dtype=dt)[[0, 1, 0, 1, 1]]
-        sw = np.ones(5, dt)
-        hyper = np.array([0.01, 0.9, 1, 0.0, 0.9, 0.999, 1e-8])
-        step = np.zeros(1, np.int64)
-        ws = np.zeros(train_workspace_size(sizes, 5), dt)
-        perm = np.arange(5, dtype=np.int64)
-        out_ = np.zeros((5, 2), dt)
-        predict(params, sizes, acts, X, out_, 2, np.zeros(predict_workspace_size(sizes, 2), dt))
-        if fit is not None:
-            if fit == "gd":
-                train_gd(params, grads, sizes, acts, CE, X, Y, None, 0, hyper, state, step, 0.0, 1, ws,
-                         np.zeros(1), np.zeros(1))
-            else:
-                train_epoch(params, grads, sizes, acts, CE, X, Y, None, perm, 2, 0, hyper, state, step, ws,
-                            np.zeros(0, np.int64), np.zeros(0))
-            out[name] = time.perf_counter() - t0
-            continue
-        for opt in (0, 1):
-            for w in (sw, None):
-                train_epoch(params, grads, sizes, acts, CE, X, Y, w, perm, 2, opt, hyper, state, step, ws,
-                            np.zeros(0, np.int64), np.zeros(0))
-                train_gd(params, grads, sizes, acts, CE, X, Y, w, opt, hyper, state, step, 0.0, 1, ws,
-                         np.zeros(1), np.zeros(1))
-            batch_gradient(params, grads, sizes, acts, CE, X, Y, w, perm, ws)
-        Z = np.zeros((5, 2), dt)
-        A_ = np.zeros((5, 2), dt)
-        W1 = params[:12].reshape(3, 4)
-        H = np.zeros((5, 4), dt)
-        dense_forward(X, W1, params[12:16], H)
-        dense_backward(X, W1, H, np.zeros((3, 4), dt), np.zeros(4, dt), np.zeros((5, 3), dt))
-        dense_backward(X, W1, H, np.zeros((3, 4), dt), np.zeros(4, dt), None)
-        activation_forward(RELU, H, H)
-        activation_backward(RELU, H, H, H)
-        softmax(Z, A_)
-        softmax_backward(A_, Z, np.zeros((5, 2), dt))
-        for w in (sw, None):
-            softmax_cross_entropy(Z, Y, w, A_)
-            sigmoid_binary_cross_entropy(Z, Y, w, A_)
-            ssr(Z, Y, w, A_)
-            mse(Z, Y, w, A_)
-            output_loss(SIGMOID, SSR, Z, Y, w, A_, np.zeros((5, 2), dt))
-        sgd_update(params, grads, state[:P], 0.01, 0.9, 1, 0.0)
-        adam_update(params, grads, state[:P], state[P:], 1, 0.01, 0.9, 0.999, 1e-8, 0.0)
-        out[name] = time.perf_counter() - t0
+    quiet = getattr(_tls, "quiet_compiles", False)
+    _tls.quiet_compiles = quiet or progress is not None
+    try:
+        for i, (name, kernel, call) in enumerate(plan):
+            if progress is not None:
+                progress(i, len(plan), kernel, name)
+            t0 = time.perf_counter()
+            call()
+            out[name] = out.get(name, 0.0) + time.perf_counter() - t0
+    finally:
+        _tls.quiet_compiles = quiet
+    if progress is not None:
+        progress(len(plan), len(plan), None, None)
     return out
+
+
+# --------------------------------------------------------------------------- what a first compile costs
+from numba.core import event as _numba_event  # noqa: E402
+
+#: Cold compile seconds per dtype, (fastest, slowest) measured with a scratch NUMBA_CACHE_DIR on a 2-core
+#: Intel Xeon (AVX-512) VM, Numba 0.68.1, from a quiet machine to one whose cores other work shared: the
+#: kernels a fit calls ("sgd": predict + train_epoch, also what adam uses; "gd": predict + train_gd) and
+#: every kernel ("all"). Re-measure after changing the kernels: ``warmup(fit=...)`` in a fresh process
+#: with NUMBA_CACHE_DIR pointing to an empty directory.
+COMPILE_SECONDS = {"sgd": (46, 95), "gd": (73, 102), "all": (65, 92)}
+COMPILE_MACHINE = "a 2-core Xeon"
+#: The most seconds one kernel's first compile took (float64, same machine, its cores shared with other work;
+#: each kernel alone in a fresh process, and in the runs above and docs/kernels.md's): its first call through
+#: the kernels API. The GEMM routines compile with whichever kernel needs them first, so a kernel called
+#: after another often takes far less.
+KERNEL_SECONDS = {"dense_forward": 53, "dense_backward": 23, "activation_forward": 2, "activation_backward": 4,
+                  "softmax": 1, "softmax_backward": 1, "softmax_cross_entropy": 1, "sigmoid_binary_cross_entropy": 1,
+                  "ssr/mse": 2, "output_loss": 8, "sgd_update": 2, "adam_update": 2, "train_epoch": 118,
+                  "batch_gradient": 90, "train_gd": 76, "predict": 30}
+
+
+def compile_estimate(dtypes=("float32", "float64"), fit=None):
+    """(fastest, slowest) seconds measured for compiling what :func:`warmup` with these arguments compiles
+    from a cold cache, on :data:`COMPILE_MACHINE`; another machine takes more or less."""
+    lo, hi = COMPILE_SECONDS["all" if fit is None else "gd" if fit == "gd" else "sgd"]
+    return lo * len(dtypes), hi * len(dtypes)
+
+
+#: Dispatchers the contract's entry points call, by the kernel name a user sees.
+_KERNEL_OF = {"_dense_forward": "dense_forward", "_dense_backward": "dense_backward",
+              "_act_forward": "activation_forward", "_act_backward": "activation_backward", "_softmax": "softmax",
+              "_softmax_backward": "softmax_backward", "_softmax_ce": "softmax_cross_entropy",
+              "_sigmoid_bce": "sigmoid_binary_cross_entropy", "_squared": "ssr/mse", "_output_loss": "output_loss",
+              "_sgd": "sgd_update", "_adam": "adam_update", "_train_epoch": "train_epoch",
+              "_batch_gradient": "batch_gradient", "_train_gd": "train_gd", "_predict": "predict"}
+
+
+class _CompileNotice(_numba_event.Listener):
+    """One line on stderr when a kernel of this module starts compiling, and one when it is done.
+
+    Numba fires "numba:compile" only on a cache miss, so this speaks on a machine's first use of a kernel
+    (or after the cache was cleared), where the call would otherwise sit silent for a minute or two. Only the
+    outermost compile of a call is reported (the helpers it pulls in compile inside it), only for this
+    module's functions, and not while :func:`warmup` reports through its ``progress`` callback."""
+
+    def on_start(self, event):
+        depth = getattr(_tls, "compile_depth", 0)
+        _tls.compile_depth = depth + 1
+        if depth or getattr(_tls, "quiet_compiles", False):
+            return
+        fn = getattr(event.data.get("dispatcher"), "py_func", None)
+        if getattr(fn, "__module__", None) != __name__:
+            return
+        name = _KERNEL_OF.get(fn.__name__, fn.__name__.lstrip("_"))
+        dtype = next((str(a.dtype) for a in event.data.get("args", ()) if isinstance(a, types.Array)), "")
+        measured = KERNEL_SECONDS.get(name)
+        cost = f"measured up to {measured:.0f} s on {COMPILE_MACHINE}; " if measured else ""
+        _tls.compile_started = (name, time.perf_counter())
+        print(f"numba: compiling {name}{' for ' + dtype if dtype else ''} (its first use on this machine; {cost}"
+              "Numba caches it for later calls and runs; warmup() compiles every kernel ahead of time) ...",
+              file=sys.stderr, flush=True)
+
+    def on_end(self, event):
+        _tls.compile_depth -= 1
+        started = getattr(_tls, "compile_started", None)
+        if _tls.compile_depth == 0 and started is not None:
+            _tls.compile_started = None
+            print(f"numba: {started[0]} compiled in {time.perf_counter() - started[1]:.1f} s", file=sys.stderr,
+                  flush=True)
+
+
+_numba_event.register("numba:compile", _CompileNotice())

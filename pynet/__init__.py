@@ -18,9 +18,9 @@ from ._backend import available_backends, get_backend_name, set_backend, set_num
 from .diagnostics import DeadUnitWarning, PynetWarning, VanishingGradientWarning
 from .history import History
 from .io import ModelFileError, load
-from .model import MLP, DivergenceWarning
+from .model import MLP, DivergenceWarning, NotFittedError
 from .optim import GD, SGD, Adam
 
 __all__ = ["MLP", "SGD", "GD", "Adam", "History", "load", "datasets", "set_backend", "get_backend_name",
            "available_backends", "unavailable_reasons", "set_num_threads", "ModelFileError", "PynetWarning",
-           "DeadUnitWarning", "VanishingGradientWarning", "DivergenceWarning", "__version__"]
+           "DeadUnitWarning", "VanishingGradientWarning", "DivergenceWarning", "NotFittedError", "__version__"]

@@ -5,6 +5,7 @@ Every loader returns ``(X, y)``; see ``pynet/data/README.md`` for provenance and
 from __future__ import annotations
 
 import csv
+import math
 import os
 from importlib import resources
 
@@ -85,7 +86,9 @@ class CSVError(ValueError):
 
 def read_csv(path, target=None, delimiter=",", rows=None):
     """(X, y, feature_names) from a CSV with a header row. ``target``: column name or index (default:
-    the last column). Feature cells must be numbers; the target column may hold any labels.
+    the last column). Feature cells must be finite numbers; the target column may hold any labels
+    (numbers, when all are, must be finite). A cell that breaks these rules raises CSVError naming its
+    line in the file and its column.
     ``rows=(lo, hi)`` parses only data rows lo ≤ r < hi (blank lines do not count): a rank's shard."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -132,8 +135,18 @@ def read_csv(path, target=None, delimiter=",", rows=None):
                 X[r, j] = float(row[i])
             except ValueError:
                 raise CSVError(f"path: non-numeric value {row[i]!r} at line {line}, column {header[i]!r}") from None
-        labels.append(row[t].strip())
-    return X, _labels(labels), [header[i] for i in features]
+            # float() accepts "nan" and "inf"; checked here, where the line and column are still known
+            if not math.isfinite(X[r, j]):
+                raise CSVError(f"path: non-finite value {row[i]!r} at line {line}, column {header[i]!r}")
+        label = row[t].strip()
+        if not label:
+            raise CSVError(f"path: empty target value at line {line}, column {header[t]!r}")
+        labels.append(label)
+    y = _labels(labels)
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        r = int(np.argmax(~np.isfinite(y)))
+        raise CSVError(f"path: non-finite value {labels[r]!r} at line {data[r][0]}, column {header[t]!r}")
+    return X, y, [header[i] for i in features]
 
 
 def count_csv_rows(path, delimiter=",") -> int:

@@ -74,7 +74,8 @@ class Diagnostics:
     def _grad_norms(self, s):
         if s.steps:
             return [float(np.sqrt(g / s.steps)) for g in s.grad_sq]
-        return [float(np.linalg.norm(s.grads[w:b])) for w, b, _ in C.layout(self.net.layers)]
+        with np.errstate(over="ignore"):  # a diverging fit's last finite gradient may square past float32: inf
+            return [float(np.linalg.norm(s.grads[w:b])) for w, b, _ in C.layout(self.net.layers)]
 
     def _warn(self, dead, norms, epoch):
         if not self.warned_dead:

@@ -124,7 +124,7 @@ def _train(args, comm):
     if rank == 0:
         from .cli import _print_summary
 
-        _print_summary(summary, args.json, classification, f"{summary['epochs']} epochs | {size} ranks")
+        _print_summary(summary, args.json, classification, extra=f" | {size} ranks")
     return 0
 
 

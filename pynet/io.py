@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -64,10 +64,17 @@ def save(net, path, extra_meta=None, extra_arrays=None) -> None:
 
 
 def _atomic_write(path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
+
+    The file gets the permissions any new file would (0666 less the umask), or those of the file it
+    replaces: mkstemp's private 0600 would otherwise survive the rename."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".pynet-", suffix=".npz.tmp", dir=directory)
+    fd, tmp = _open_temporary(directory)
     try:
+        try:
+            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        except FileNotFoundError:
+            pass
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -77,6 +84,18 @@ def _atomic_write(path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _open_temporary(directory):
+    """(fd, path) of a new file with a random name in ``directory``, created with mode 0666 so that the
+    process's umask applies as to any other file."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".pynet-{secrets.token_hex(8)}.npz.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"path: could not create a temporary file in {directory!r}")
 
 
 def load(path, backend=None):

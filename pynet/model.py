@@ -8,7 +8,7 @@ import numpy as np
 
 from kernels import contract as C
 
-from . import _backend, metrics, optim
+from . import _backend, _jit, metrics, optim
 from ._validation import as_labels, as_matrix, check_rows, fraction, positive_int, sample_weights
 from .diagnostics import Diagnostics
 from .history import History
@@ -24,6 +24,13 @@ _PREDICT_BLOCK = 1024
 
 class DivergenceWarning(RuntimeWarning):
     """Training stopped because the loss became NaN or infinite."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A model was asked to predict before it was fitted (or loaded from a fitted model's file).
+
+    A ValueError and an AttributeError, like scikit-learn's exception of the same name, so code that
+    catches either keeps working."""
 
 
 class MLP:
@@ -172,7 +179,9 @@ class MLP:
         arr = np.asarray(y)
         if arr.ndim == 1:
             if k != 1:
-                raise ValueError(f"y: 1-D targets but the output layer has {k} units; pass y with {k} columns")
+                raise ValueError(f"y: 1-D targets but the output layer has {k} units and the loss is {loss!r}: "
+                                 f"for class labels pass loss='cross_entropy' (or build the model with "
+                                 f"output='softmax'); for regression pass y with {k} columns")
             self._target = "scalar"
             return as_matrix(arr, "y", self.dtype, ndim=1)[:, None]
         Y = as_matrix(arr, "y", self.dtype)
@@ -215,6 +224,10 @@ class MLP:
         """Train on (X, y) and return the :class:`History`. A second call continues from the current
         weights and optimizer state (same optimizer) — call :meth:`reset` to start over.
 
+        loss: "ssr", "mse", "binary_cross_entropy" or "cross_entropy"; None takes the previous fit's, else
+        the one the model's output activation implies, else (output=None too) the one y implies: 1-D
+        class labels with several outputs → cross_entropy, two classes with one output →
+        binary_cross_entropy, real values → mse (the output activation follows the loss).
         optimizer: "sgd" (mini-batches of ``batch_size`` for ``epochs`` epochs), "adam", or "gd"
         (full batch: stop when every parameter step |Δθ| < ``tol`` or after ``max_steps`` steps), or an
         :class:`~pynet.SGD` / :class:`~pynet.GD` / :class:`~pynet.Adam` object.
@@ -227,7 +240,7 @@ class MLP:
         if optimizer != "gd" and not isinstance(opt, optim.GD) and (tol is not None or max_steps is not None):
             raise ValueError("tol: tol and max_steps apply to optimizer='gd' only")
         full_batch = isinstance(opt, optim.GD)
-        self._choose_loss(loss)
+        self._choose_loss(loss, y)
         X = self._inputs(X, fitting=True)
         Y = self._targets(y, X.shape[0])
         check_rows(X, Y)
@@ -248,6 +261,7 @@ class MLP:
         if not full_batch and batch_size > train_rows.shape[0]:
             raise ValueError(f"batch_size: {batch_size} is larger than the {train_rows.shape[0]} training rows")
         k = self._kernels()
+        _jit.ready(k, self.dtype.name, opt.name)  # a cold JIT cache: compile now, with progress on stderr
         session = _Session(self, k, opt, X, Y, sw, train_rows, val, batch_size if not full_batch else None)
         history = History(monitor="val_loss" if val is not None else "loss", backend=k.name, optimizer=opt.name)
         diag = Diagnostics(self, dead_threshold, vanishing_factor) if diagnostics else None
@@ -265,12 +279,24 @@ class MLP:
             self.params[...] = best.params
         history.best_epoch, history.best_loss = best.epoch, best.value
         if history.stop_reason.startswith("diverged"):
+            if self.loss == "ssr":
+                history.stop_reason += _ssr_hint(session.X.shape[0] if full_batch else session.batch_size, opt.lr)
             warnings.warn(history.stop_reason, DivergenceWarning, stacklevel=2)
         return history
 
-    def _choose_loss(self, loss):
+    def _choose_loss(self, loss, y=None):
+        """Fix this fit's loss and, when ``output`` was left as None, the output activation it implies.
+
+        With ``loss=None``: the previous fit's loss; else the loss of the output activation (softmax:
+        cross_entropy, sigmoid: binary_cross_entropy, any other: mse); with no output activation either,
+        the loss the targets ``y`` imply (:meth:`_loss_for_targets`)."""
         if loss is None:
-            loss = self.loss or _LOSS_FOR_OUTPUT.get(self.output or "identity", "mse")
+            if self.loss is not None:
+                loss = self.loss
+            elif self.output is not None or y is None:
+                loss = _LOSS_FOR_OUTPUT.get(self.output or "identity", "mse")
+            else:
+                loss = self._loss_for_targets(y)
         C.code(C.LOSSES, loss, "loss")
         if self.loss is not None and loss != self.loss and self.classes_ is not None:
             raise ValueError(f"loss: the model was fitted with {self.loss!r}; call reset() to change it to {loss!r}")
@@ -280,6 +306,37 @@ class MLP:
             raise ValueError(f"loss: {loss!r} needs output "
                              f"{_OUTPUT_FOR_LOSS[loss]!r}, but the model's output is {self.output!r}")
         self.loss = loss
+
+    def _loss_for_targets(self, y):
+        """The loss that targets y imply for this model's k output units (neither loss nor output given).
+
+        1-D class labels — integers, bools, strings, or floats that are all whole numbers — with k > 1
+        outputs: cross_entropy (softmax). 1-D labels of at most two classes with one output:
+        binary_cross_entropy (sigmoid). Other real-valued targets (and integers of more than two values
+        with one output: counts, say): mse. Labels of another type with one output and more than two
+        classes have no loss that fits: the error says which output size or loss= to use."""
+        k = self.layers[-1]
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            return "mse"  # a target matrix is regression's (or says its loss= explicitly)
+        kind = arr.dtype.kind
+        if kind == "f":
+            whole = bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+            # one output: a real-valued target; k outputs: 1-D floats cannot be k-column regression targets
+            return "cross_entropy" if k > 1 and whole else "mse"
+        if kind not in "biuUSO":
+            return "mse"  # complex and other kinds: as_matrix rejects them with its own message
+        if k > 1:
+            return "cross_entropy"
+        n_classes = len(np.unique(arr))
+        if n_classes <= 2:
+            return "binary_cross_entropy"
+        if kind in "iu":
+            return "mse"
+        raise ValueError(f"y: {n_classes} classes but the output layer has 1 unit; give the model {n_classes} "
+                         f"outputs (MLP([..., {n_classes}]): cross_entropy), or pass loss= explicitly")
 
     def _split(self, X, Y, sw, validation_split, validation_data):
         n = X.shape[0]
@@ -367,6 +424,13 @@ class MLP:
             diag.record(s, history, epoch)
 
     # ------------------------------------------------------------------ inference
+    def _check_fitted(self, method):
+        # epochs_trained_ counts every fit (MLP.fit, distributed.fit) and is restored by pynet.load; a model
+        # never trained would answer from its random initial weights
+        if self.epochs_trained_ == 0:
+            raise NotFittedError(f"{method}: the model has not been fitted; call fit(X, y) first, or "
+                                 "pynet.load() a saved model")
+
     def _outputs(self, X):
         X = self._inputs(X)
         out = np.empty((X.shape[0], self.layers[-1]), self.dtype)
@@ -376,7 +440,10 @@ class MLP:
         return out
 
     def predict(self, X):
-        """Predicted labels (classification) or values (regression) for the rows of X."""
+        """Predicted labels (classification) or values (regression) for the rows of X.
+
+        Raises :class:`NotFittedError` before the model has been fitted."""
+        self._check_fitted("predict")
         out = self._outputs(X)
         if self.loss == "cross_entropy" and self._target == "labels":
             return self.classes_[np.argmax(out, axis=1)]
@@ -389,6 +456,7 @@ class MLP:
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order (softmax, or [1 − p, p] for one sigmoid)."""
+        self._check_fitted("predict_proba")
         if self.loss not in _CLASSIFICATION:
             raise ValueError("predict_proba: the model is not a classifier (fit it with a cross-entropy loss)")
         out = self._outputs(X)
@@ -398,8 +466,7 @@ class MLP:
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy for classifiers, R² for regression."""
-        if self.loss is None:
-            raise ValueError("score: the model has not been fitted")
+        self._check_fitted("score")
         pred = self.predict(X)
         if self.loss in _CLASSIFICATION:
             if self._target == "labels":
@@ -428,6 +495,12 @@ class MLP:
 def _diverged(value, where, lr):
     return (f"diverged: the loss became {value} at {where}; the last finite weights were kept. "
             f"Try a lower learning rate (now {lr:g})")
+
+
+def _ssr_hint(rows, lr):
+    """Why an ssr fit diverges, usually: a learning rate chosen for a mean, applied to a sum over many rows."""
+    return (f": ssr is a sum over the {rows} rows of each step, so its gradient grows with them; scale lr by "
+            f"1/{rows} (lr={lr / rows:.3g}) or use loss='mse', whose gradient does not grow with the rows")
 
 
 class _Best:

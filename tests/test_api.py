@@ -1,6 +1,7 @@
 """Backend selection, persistence errors, datasets, CSV loading and the CLI."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,32 @@ def test_model_file_errors(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_model_files_follow_the_umask_or_keep_the_replaced_files_mode(tmp_path):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 3], output="softmax", backend="numpy")
+    net.fit(X, y, epochs=1)
+    old = os.umask(0o022)
+    try:
+        net.save(tmp_path / "a.npz")
+        os.umask(0o077)
+        net.save(tmp_path / "b.npz")
+        (tmp_path / "a.npz").chmod(0o640)
+        net.save(tmp_path / "a.npz")  # replacing a file keeps its mode, as writing into it would
+    finally:
+        os.umask(old)
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o640
+    os.umask(0o022)
+    try:
+        net.save(tmp_path / "c.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o644
+    assert pynet.load(tmp_path / "a.npz").layers == [4, 3]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
 def test_shipped_datasets():
     X, y = datasets.load("iris")
     assert X.shape == (150, 4) and sorted(np.bincount(y)) == [50, 50, 50]
@@ -105,6 +132,10 @@ def test_read_csv(tmp_path):
         "a,b,label\n1,2,cat\n": ("label2", "no column 'label2'"),
         "a,b,label\n1,2\n": ("label", "line 2 has 2 cells"),
         "a,b,label\n1,x,cat\n": ("label", "non-numeric value 'x' at line 2, column 'b'"),
+        "a,b,label\n1,2,cat\n\n3,NaN,dog\n": ("label", "non-finite value 'NaN' at line 4, column 'b'"),
+        "a,b,label\n1,-inf,cat\n": ("label", "non-finite value '-inf' at line 2, column 'b'"),
+        "a,b,y\n1,2,0.5\n3,4,nan\n": ("y", "non-finite value 'nan' at line 3, column 'y'"),
+        "a,b,y\n1,2,cat\n3,4, \n": ("y", "empty target value at line 3, column 'y'"),
         "": (None, "is empty"),
     }
     for i, (text, (target, message)) in enumerate(cases.items()):
@@ -128,6 +159,56 @@ def test_cli_train_digits_json():
     assert summary["backend"] == pynet.available_backends()[0]
 
 
+def test_cli_train_iris_defaults_stop_early_on_a_validation_split():
+    backend = "c" if "c" in pynet.available_backends() else "numpy"
+    out = _cli("train", "--dataset", "iris", "--json", "--backend", backend)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["early_stopping"] is True and summary["validation_split"] == cli.DEFAULT_VALIDATION
+    assert summary["stop_reason"].startswith("early_stopping:") and summary["epochs"] < 1000
+    assert summary["test_accuracy"] >= 0.9  # 0.889 after the former fixed 500 epochs
+
+
+def test_cli_train_defaults_by_optimizer_and_size(tmp_path, capsys):
+    def run(*extra):
+        assert cli.main(["train", "--json", "--backend", "numpy", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    got = run("--dataset", "xor", "--optimizer", "gd", "--max-steps", "20")  # gd: its own tol rule, no split
+    assert (got["early_stopping"], got["validation_split"]) == (False, 0.0)
+    got = run("--dataset", "xor", "--no-early-stopping", "--epochs", "3")
+    assert (got["early_stopping"], got["validation_split"], got["epochs"]) == (False, 0.0, 3)
+    got = run("--dataset", "xor", "--validation-split", "0.1", "--epochs", "3")
+    assert (got["early_stopping"], got["validation_split"]) == (True, 0.1)
+    rng = np.random.default_rng(0)
+    for n, early in ((12, False), (40, True)):  # 9 training rows: too few to hold any out; 30: batches shrink to fit
+        x = rng.uniform(-1, 1, (n, 2))
+        path = tmp_path / f"d{n}.csv"
+        path.write_text("x1,x2,y\n" + "\n".join(f"{a},{b},{int(a > b)}" for a, b in x) + "\n")
+        got = run("--csv", str(path), "--epochs", "3")
+        assert got["early_stopping"] is early
+
+
+def test_cli_train_prints_the_epoch_count_once(capsys):
+    assert cli.main(["train", "--dataset", "xor", "--backend", "numpy", "--no-early-stopping", "--epochs", "7",
+                     "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.count("7 epochs") == 1, line
+    assert cli.main(["train", "--dataset", "iris", "--backend", "numpy", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    n = int(re.search(r"\| (\d+) epochs; early_stopping", line).group(1))
+    assert len(re.findall(rf"\b{n} epochs\b", line)) == 1, line
+
+
+def test_cli_train_divergence_is_an_error(tmp_path):
+    model = tmp_path / "m.npz"
+    out = _cli("train", "--dataset", "iris", "--lr", "100", "--save", str(model))
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert "pynet train: error: diverged:" in out.stderr and "lower learning rate" in out.stderr
+    assert not model.exists()
+
+
 def test_cli_train_compiles_a_cold_jit_backend_first_and_says_so_and_loads_a_warm_one(monkeypatch, capsys):
     if "numba" not in os.environ.get("PYNET_TEST_BACKENDS", "numba").split(","):
         pytest.skip("numba is not among PYNET_TEST_BACKENDS (the sanitizer run: compiling it there tests no C)")
@@ -135,20 +216,88 @@ def test_cli_train_compiles_a_cold_jit_backend_first_and_says_so_and_loads_a_war
     raw = kernels.load("numba").raw
     calls = []
     monkeypatch.setattr(raw, "cached", lambda dtype, fit: False)
-    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit: calls.append((dtypes, fit)))
+    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit, progress=None: calls.append((dtypes, fit)))
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
                      "--backend", "numba", "--dtype", "float64"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [(("float64",), "sgd")]  # only what this fit runs
-    assert "compiling the numba kernels for float64" in err
+    assert calls[0] == (("float64",), "sgd")  # only what this fit runs (MLP.fit asks again: still "cold" here)
+    assert "compiling the numba kernels this fit calls for float64" in err
+    assert re.search(r"measured \d+–\d+ s on ", err)  # the estimate is the measured one
     assert json.loads(out)["compile_seconds"] >= 0
+    calls.clear()
     monkeypatch.setattr(raw, "cached", lambda dtype, fit: True)  # warm: loaded ahead of the timed fit, silently
     assert cli.main(["train", "--dataset", "xor", "--hidden", "8", "--epochs", "5", "--json",
                      "--backend", "numba", "--dtype", "float64", "--optimizer", "gd"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [(("float64",), "sgd"), (("float64",), "gd")] and "compiling" not in err
+    assert calls == [(("float64",), "gd")] and "pynet: compiling" not in err
     summary = json.loads(out)
     assert summary["compile_seconds"] == 0 and summary["load_seconds"] >= 0
+
+
+class _FakeJit:
+    """A JIT backend's module as pynet._jit sees it: a cache status, a measured estimate, a warmup."""
+    COMPILE_MACHINE = "a test box"
+
+    def __init__(self, status):
+        self.status, self.calls = status, []
+
+    def cached(self, dtype, fit="sgd"):
+        return self.status
+
+    def compile_estimate(self, dtypes, fit=None):
+        return 10 * len(dtypes), 20 * len(dtypes)
+
+    def warmup(self, dtypes, fit=None, progress=None):
+        self.calls.append((dtypes, fit, progress is not None))
+        for i, kernel in enumerate(("predict", "train_epoch")):
+            if progress is not None:
+                progress(i, 2, kernel, dtypes[0])
+        if progress is not None:
+            progress(2, 2, None, None)
+        self.status = True
+
+
+class _FakeBackend:
+    name = "fakejit"
+
+    def __init__(self, raw):
+        self.raw = raw
+
+
+def test_a_cold_jit_cache_is_compiled_before_a_fit_with_an_estimate_and_progress(capsys):
+    from pynet import _jit
+
+    raw = _FakeJit(False)
+    compile_s, load_s = _jit.ready(_FakeBackend(raw), "float32", "adam")
+    err = capsys.readouterr().err
+    assert raw.calls == [(("float32",), "adam", True)] and compile_s >= 0 and load_s == 0
+    assert "compiling the fakejit kernels this fit calls for float32" in err
+    assert "measured 10–20 s on a test box" in err
+    assert "kernel 1 of 2: predict (float32)" in err and "kernel 2 of 2: train_epoch (float32)" in err
+    assert "2 kernel(s) ready in" in err
+    assert _jit.ready(_FakeBackend(raw), "float32", "adam") == (0.0, 0.0)  # warm: MLP.fit leaves it to the fit
+    compile_s, load_s = _jit.ready(_FakeBackend(raw), "float32", "adam", load=True)  # the CLI loads it, silently
+    assert compile_s == 0 and load_s >= 0 and raw.calls[-1] == (("float32",), "adam", False)
+    assert capsys.readouterr().err == ""
+    assert _jit.ready(_FakeBackend(_FakeJit(None)), "float32", "sgd") == (0.0, 0.0)  # cache unreadable: no claim
+    raw = _FakeJit(False)
+    assert _jit.ready(_FakeBackend(raw), "float64", "gd", quiet=True)[0] >= 0
+    assert raw.calls == [(("float64",), "gd", False)]
+    assert capsys.readouterr().err == ""
+
+
+def test_mlp_fit_on_a_cold_numba_cache_compiles_first_and_says_so(monkeypatch, capsys):
+    if "numba" not in os.environ.get("PYNET_TEST_BACKENDS", "numba").split(","):
+        pytest.skip("numba is not among PYNET_TEST_BACKENDS")
+    raw = kernels.load("numba").raw
+    calls = []
+    monkeypatch.setattr(raw, "cached", lambda dtype, fit: bool(calls))  # cold until warmup ran
+    monkeypatch.setattr(raw, "warmup", lambda dtypes, fit, progress=None: calls.append((dtypes, fit, progress)))
+    X, y = datasets.load("xor")
+    pynet.MLP([2, 8, 1], backend="numba", dtype="float64").fit(X, y, optimizer="adam", epochs=2)
+    err = capsys.readouterr().err
+    assert [c[:2] for c in calls] == [(("float64",), "adam")] and callable(calls[0][2])
+    assert "pynet: compiling the numba kernels this fit calls for float64" in err
 
 
 def test_cli_train_csv_regression_and_save(tmp_path):
@@ -188,6 +337,38 @@ def test_cli_info_json():
         assert key in info
     if info["backends"]["c"]["available"]:
         assert info["versions"]["c_compiler"].split()[0] in ("gcc", "clang", "unknown")
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_cli_info_reports_numpys_blas_threads(threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads)
+    out = subprocess.run([sys.executable, "-m", "pynet.cli", "info", "--json"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert info["threads"]["numpy"] == info["blas"]["threads"] == min(int(threads), cores)
+
+
+def test_blas_threads_without_threadpoolctl_read_openblas_variables(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl raises ImportError
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(cli, "_usable_cores", lambda: 8)
+    assert cli._blas_threads()["threads"] == 8 and cli._blas_threads()["source"].startswith("default")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert cli._blas_threads()["threads"] == 4
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # OpenBLAS reads its own variable first
+    assert cli._blas_threads() == {"threads": 3, "library": cli._blas_threads()["library"],
+                                   "source": "OPENBLAS_NUM_THREADS"}
+
+
+def test_bench_table_says_what_its_median_is_over():
+    out = _cli("bench", "--workload", "activation", "--backend", "numpy", "--repeat", "3", "--warmup", "2",
+               "--settle", "0", "--quiet")
+    assert out.returncode == 0, out.stderr
+    caption = next(line for line in out.stdout.splitlines() if line.startswith("median / min / max s:"))
+    assert "over 3 timed run(s) per runner (--repeat)" in caption and "after 2 untimed warm-up run(s)" in caption
+    assert out.stdout.index(caption) < out.stdout.index("median s")  # above the table it describes
 
 
 def test_python_dash_m_pynet_is_the_cli():

@@ -27,6 +27,21 @@ def _fitted():
     return net
 
 
+def _fitted_regressor():
+    net = pynet.MLP([4, 1], backend="numpy")
+    net.fit(X4, X4[:, 0], epochs=1)
+    return net
+
+
+def _failed_fit():
+    net = _net()
+    try:
+        net.fit(X4, Y3, lr=-1.0)
+    except ValueError:
+        pass
+    return net
+
+
 def fit(X=X4, y=Y3, **kw):
     return lambda: _net().fit(X, y, **kw)
 
@@ -100,9 +115,17 @@ MODEL_CASES = [
      "optimizer: pass lr to the optimizer object"),
     ("setting of another optimizer", fit(optimizer="adam", momentum=0.9), ValueError,
      "momentum: not a setting of optimizer 'adam'"),
-    ("predict_proba on a regressor", lambda: pynet.MLP([4, 1], backend="numpy").predict_proba(X4), ValueError,
+    ("predict_proba on a regressor", lambda: _fitted_regressor().predict_proba(X4), ValueError,
      "predict_proba: the model is not a classifier"),
-    ("score before fit", lambda: _net().score(X4, Y3), ValueError, "score: the model has not been fitted"),
+    ("score before fit", lambda: _net().score(X4, Y3), pynet.NotFittedError, "score: the model has not been fitted"),
+    ("predict before fit", lambda: _net().predict(X4), pynet.NotFittedError,
+     r"predict: the model has not been fitted; call fit\(X, y\) first"),
+    ("predict_proba before fit", lambda: _net().predict_proba(X4), pynet.NotFittedError,
+     "predict_proba: the model has not been fitted"),
+    ("predict after a fit that failed", lambda: _failed_fit().predict(X4), pynet.NotFittedError,
+     "predict: the model has not been fitted"),
+    ("predict after reset", lambda: _fitted().reset().predict(X4), pynet.NotFittedError,
+     "predict: the model has not been fitted"),
     ("callback not callable", fit(callback=3), TypeError, "callback: must be callable"),
 ]
 
@@ -213,13 +236,14 @@ CSV_CASES = [
     ("a,b,y\n1,2,0\n", ["--target", "label"], "--target|target: no column 'label'"),
     ("a,b,y\n1,2,0\n3,4\n", [], "line 3 has 2 cells but the header has 3"),
     ("a,b,y\n1,2,0\n3,oops,1\n", [], "non-numeric value 'oops' at line 3, column 'b'"),
+    ("a,b,y\n" + "1,2,0\n3,4,1\n" * 20 + "5,nan,0\n", [], "non-finite value 'nan' at line 42, column 'b'"),
     ("", [], "is empty"),
     ("a,b,y\n", [], "has a header but no data rows"),
 ]
 
 
 @pytest.mark.parametrize("text, extra, message", CSV_CASES, ids=["missing target", "ragged", "non-numeric",
-                                                                  "empty", "header only"])
+                                                                  "NaN after the split", "empty", "header only"])
 def test_cli_bad_csv_is_one_line(tmp_path, text, extra, message):
     path = tmp_path / "d.csv"
     path.write_text(text)

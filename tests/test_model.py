@@ -76,6 +76,39 @@ def test_string_labels_and_classes(backend):
         net.score(X[:2], np.array(["setosa", "rose"]))
 
 
+@pytest.mark.parametrize("layers, make_y, loss, output", [
+    ([4, 8, 3], lambda y: y, "cross_entropy", "softmax"),                            # integer labels, 3 outputs
+    ([4, 8, 3], lambda y: np.array(["a", "b", "c"])[y], "cross_entropy", "softmax"),  # strings
+    ([4, 8, 3], lambda y: y.astype(float), "cross_entropy", "softmax"),               # whole-number floats
+    ([4, 8, 1], lambda y: y == 2, "binary_cross_entropy", "sigmoid"),                # bools, one output
+    ([4, 8, 1], lambda y: np.where(y == 2, "yes", "no"), "binary_cross_entropy", "sigmoid"),
+    ([4, 8, 1], lambda y: y + 0.5, "mse", "identity"),                               # real values
+    ([4, 8, 1], lambda y: y * 7, "mse", "identity"),                                 # integers of 3 values: counts
+])
+def test_loss_and_output_follow_the_targets_when_neither_is_given(layers, make_y, loss, output):
+    X, y = datasets.load("iris")
+    net = pynet.MLP(layers, backend="numpy", standardize=True)
+    net.fit(X, make_y(y), epochs=2)
+    assert (net.loss, net.output) == (loss, output)
+
+
+def test_integer_labels_with_no_loss_fit_the_readme_digits_model(backend):
+    Xtr, Xte, ytr, yte = _split("digits")
+    net = pynet.MLP([64, 32, 10], backend=backend, standardize=True)
+    net.fit(Xtr, ytr, lr=0.1, epochs=10)
+    assert net.loss == "cross_entropy" and net.score(Xte, yte) > 0.9
+
+
+def test_targets_that_no_loss_fits_say_which_to_pass():
+    X, y = datasets.load("iris")
+    with pytest.raises(ValueError, match=r"y: 3 classes but the output layer has 1 unit; give the model 3 outputs"):
+        pynet.MLP([4, 1], backend="numpy").fit(X, np.array(["a", "b", "c"])[y])
+    with pytest.raises(ValueError, match="for class labels pass loss='cross_entropy'"):
+        pynet.MLP([4, 3], backend="numpy").fit(X, y, loss="mse")
+    with pytest.raises(ValueError, match="for class labels pass loss='cross_entropy'"):
+        pynet.MLP([4, 3], output="identity", backend="numpy").fit(X, y)
+
+
 def test_binary_sigmoid_output(backend):
     X, y = datasets.xor(n=400, noise=0.05)
     labels = np.where(y == 1, "yes", "no")
@@ -109,6 +142,20 @@ def test_save_load_round_trip(backend, tmp_path):
     assert net2.classes_.tolist() == ["a", "b", "c"]
     np.testing.assert_array_equal(net2.params, net.params)
     assert net2.weights[0].base is net2.params or np.shares_memory(net2.weights[0], net2.params)
+
+
+def test_predict_needs_a_fit_or_a_fitted_model_file(tmp_path):
+    X, y = datasets.load("iris")
+    net = pynet.MLP([4, 8, 3], output="softmax", backend="numpy")
+    with pytest.raises(pynet.NotFittedError, match="predict: the model has not been fitted") as info:
+        net.predict(X)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)  # as scikit-learn's
+    net.save(tmp_path / "unfitted.npz")
+    with pytest.raises(pynet.NotFittedError):
+        pynet.load(tmp_path / "unfitted.npz").predict(X)
+    net.fit(X, y, epochs=1)
+    net.save(tmp_path / "fitted.npz")
+    np.testing.assert_array_equal(pynet.load(tmp_path / "fitted.npz").predict(X), net.predict(X))
 
 
 def test_weights_are_views_into_the_flat_buffer():
@@ -165,6 +212,25 @@ def test_divergence_stops_with_a_hint_and_finite_weights(backend):
         h = net.fit(X, y, loss="ssr", lr=10.0, epochs=50, batch_size=8)
     assert h.stop_reason.startswith("diverged")
     assert np.all(np.isfinite(net.params))
+
+
+@pytest.mark.parametrize("optimizer, rows", [("gd", 100), ("sgd", 25)])
+def test_ssr_divergence_says_to_scale_lr_by_the_rows_or_use_mse(optimizer, rows):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 3, (100, 1))
+    line = pynet.MLP([1, 1], activation="identity", backend="numpy")
+    settings = dict(max_steps=100) if optimizer == "gd" else dict(batch_size=25, epochs=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # only the DivergenceWarning: no numpy overflow noise
+        warnings.simplefilter("always", pynet.DivergenceWarning)
+        with pytest.warns(pynet.DivergenceWarning, match=rf"ssr is a sum over the {rows} rows of each step.*"
+                                                         rf"scale lr by 1/{rows} .*or use loss='mse'"):
+            h = line.fit(X, 2 * X[:, 0] + 1, loss="ssr", optimizer=optimizer, lr=0.1, **settings)
+    assert h.stop_reason.startswith("diverged")
+    with pytest.warns(pynet.DivergenceWarning) as record:  # other losses: no advice about sums
+        pynet.MLP([1, 1], activation="identity", backend="numpy").fit(X, 2 * X[:, 0] + 1, loss="mse", lr=100.0,
+                                                                      optimizer="gd", max_steps=100)
+    assert "ssr" not in str(record[0].message)
 
 
 def test_sample_weight_equals_repeated_rows(backend):

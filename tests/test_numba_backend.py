@@ -379,6 +379,39 @@ def test_warmup_for_a_fit_compiles_only_what_that_fit_calls(monkeypatch, fit, wa
     assert called == set(names)
 
 
+def test_warmup_reports_progress_kernel_by_kernel(monkeypatch):
+    for name in C.KERNEL_NAMES:
+        monkeypatch.setattr(nb, name, lambda *a: None)
+    seen = []
+    nb.warmup(("float32", "float64"), fit="sgd", progress=lambda *a: seen.append(a))
+    assert seen == [(0, 4, "predict", "float32"), (1, 4, "train_epoch", "float32"), (2, 4, "predict", "float64"),
+                    (3, 4, "train_epoch", "float64"), (4, 4, None, None)]
+    seen.clear()
+    nb.warmup(("float32",), progress=lambda *a: seen.append(a))
+    n = len(C.KERNEL_NAMES)
+    assert [s[:2] for s in seen] == [(i, n) for i in range(n + 1)] and seen[-1] == (n, n, None, None)
+    assert sorted(s[2] for s in seen[:-1]) == sorted(C.KERNEL_NAMES)
+    lo, hi = nb.compile_estimate(("float32", "float64"), fit="sgd")
+    assert 0 < lo <= hi and (lo, hi) == tuple(2 * v for v in nb.compile_estimate(("float32",), fit="adam"))
+
+
+def test_a_kernels_first_compile_says_so_on_stderr_and_a_cached_one_is_silent(tmp_path):
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy as np, kernels, numba\n"
+            "k = kernels.load('numba')\n"
+            "k.sgd_update(np.zeros(4), np.ones(4), np.zeros(4), 0.1, 0.0, 0, 0.0)\n"
+            "numba.njit(lambda x: x + 1)(1)  # not a pynet kernel: no notice\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    cold = subprocess.run([sys.executable, "-c", code, ROOT], env=env, capture_output=True, text=True, timeout=300)
+    assert cold.returncode == 0, cold.stderr[-3000:]
+    lines = cold.stderr.strip().splitlines()
+    assert len(lines) == 2, cold.stderr
+    assert lines[0].startswith("numba: compiling sgd_update for float64 (its first use on this machine; measured up "
+                               f"to {nb.KERNEL_SECONDS['sgd_update']} s on {nb.COMPILE_MACHINE}; ")
+    assert lines[1].startswith("numba: sgd_update compiled in ") and lines[1].endswith(" s")
+    warm = subprocess.run([sys.executable, "-c", code, ROOT], env=env, capture_output=True, text=True, timeout=300)
+    assert warm.returncode == 0 and warm.stderr == ""
+
+
 def test_read_only_package_dir_falls_back_to_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
