@@ -1882,6 +1882,7 @@ def _warmup_calls(dt, fit):
         ("dense_forward", lambda: dense_forward(X, W1, params[12:16], H)),
         ("dense_backward", lambda: [dense_backward(X, W1, H, np.zeros((3, 4), dt), np.zeros(4, dt), dX)
                                     for dX in (np.zeros((5, 3), dt), None)]),
+        ("math_function", lambda: math_function(0, X[0], np.zeros(3, dt))),
         ("activation_forward", lambda: activation_forward(RELU, H, H)),
         ("activation_backward", lambda: activation_backward(RELU, H, H, H)),
         ("softmax", lambda: softmax(Z, A_)),
@@ -1953,7 +1954,7 @@ def compile_estimate(dtypes=("float32", "float64"), fit=None):
 
 
 #: Dispatchers the contract's entry points call, by the kernel name a user sees.
-_KERNEL_OF = {"_dense_forward": "dense_forward", "_dense_backward": "dense_backward",
+_KERNEL_OF = {"_dense_forward": "dense_forward", "_dense_backward": "dense_backward", "_math": "math_function",
               "_act_forward": "activation_forward", "_act_backward": "activation_backward", "_softmax": "softmax",
               "_softmax_backward": "softmax_backward", "_softmax_ce": "softmax_cross_entropy",
               "_sigmoid_bce": "sigmoid_binary_cross_entropy", "_squared": "ssr/mse", "_output_loss": "output_loss",
