@@ -31,11 +31,33 @@ def as_matrix(X, name: str, dtype, *, ndim: int = 2) -> np.ndarray:
         raise ValueError(f"{name}: is empty (0 rows)")
     if ndim == 2 and arr.shape[1] == 0:
         raise ValueError(f"{name}: has 0 columns")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(out)):
-        bad = np.argwhere(~np.isfinite(out))[0]
-        raise ValueError(f"{name}: contains NaN or infinity (first at index {tuple(int(i) for i in bad)})")
+    out = np.ascontiguousarray(arr, dtype=dtype)  # no copy when dtype and layout already fit
+    if arr.dtype.kind == "f":  # integers and bools always convert to finite floats
+        check_finite(out, name)
     return out
+
+
+#: Cells per block when locating a non-finite cell: a 64 KiB bool temporary, however large the array.
+_FINITE_BLOCK = 1 << 16
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """Raise a ValueError naming ``name`` and the first NaN or ±inf cell (C order) of float array ``a``.
+
+    One reading pass and no temporary the size of ``a``: an IEEE sum is NaN or ±inf whenever one of its
+    terms is (inf − inf gives NaN). A sum of finite values can still overflow near the dtype's limit;
+    only then, or when a cell really is not finite, are the cells scanned, a block at a time.
+    """
+    flat = a.reshape(-1)  # a view for a contiguous array
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(flat)
+    if np.isfinite(total):
+        return
+    for start in range(0, flat.shape[0], _FINITE_BLOCK):
+        bad = np.flatnonzero(~np.isfinite(flat[start:start + _FINITE_BLOCK]))
+        if bad.size:
+            idx = np.unravel_index(start + int(bad[0]), a.shape)
+            raise ValueError(f"{name}: contains NaN or infinity (first at index {tuple(int(i) for i in idx)})")
 
 
 def _to_array(X, name):
@@ -65,8 +87,8 @@ def as_labels(y, name: str = "y") -> np.ndarray:
         raise ValueError(f"{name}: expected 1-D labels, got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: is empty (0 rows)")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or infinity")
+    if arr.dtype.kind == "f":
+        check_finite(arr, name)
     if arr.dtype.kind == "c":
         raise TypeError(f"{name}: complex labels are not supported")
     return arr

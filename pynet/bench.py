@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -30,7 +30,9 @@ CEILING_SIZE = 2048
 
 @dataclass
 class Workload:
-    """A timed job: one epoch of mini-batch training ("train"), full-batch GD steps ("gd"), or a kernel."""
+    """A timed job: one epoch of mini-batch training ("train"), ``steps`` full-batch steps ("gd"), or a
+    kernel. ``optimizer`` is "sgd" (plain, no momentum) or "adam" (β 0.9, 0.999, ε 1e-8); ``target``
+    "random" draws the targets, "matrix_exp" makes them vec(exp(A)) of the 2×2 matrix A = each row."""
 
     name: str
     kind: str
@@ -43,6 +45,12 @@ class Workload:
     steps: int = 1
     kernel: str = ""
     shape: tuple = ()
+    optimizer: str = "sgd"
+    target: str = "random"
+
+    def epochs(self) -> int:
+        """Epochs in one timed run: a full-batch step is an epoch."""
+        return self.steps if self.kind == "gd" else 1
 
     def flops(self) -> float:
         """Floating-point operations of one timed run (multiply-add = 2)."""
@@ -67,6 +75,12 @@ PRESETS = {
     "mnist": Workload("mnist", "train", [784, 128, 10], "relu", "cross_entropy", 128, 60_000, 0.05),
     "wide": Workload("wide", "train", [1024, 1024, 1024, 10], "relu", "cross_entropy", 512, 8_192, 0.01),
     "digits-gd": Workload("digits-gd", "gd", [64, 32, 10], "relu", "cross_entropy", 0, 1797, 0.1, steps=100),
+    "digits-sigmoid-gd": Workload("digits-sigmoid-gd", "gd", [64, 32, 10], "sigmoid", "cross_entropy", 0, 1797, 0.1,
+                                  steps=100),
+    # SimpleChains.jl's published comparison: 4-32-16-4 tanh, 10,000 rows whose targets are the exponential
+    # of each row as a 2x2 matrix, squared loss, full-batch Adam (there 10,000 epochs; here 100 per timed run)
+    "simplechains": Workload("simplechains", "gd", [4, 32, 16, 4], "tanh", "mse", 0, 10_000, 1e-3, steps=100,
+                             optimizer="adam", target="matrix_exp"),
     "dense-forward": Workload("dense-forward", "kernel", kernel="dense_forward", shape=(128, 784, 128)),
     "dense-backward": Workload("dense-backward", "kernel", kernel="dense_backward", shape=(128, 784, 128)),
     "activation": Workload("activation", "kernel", kernel="activation", shape=(512, 1024)),
@@ -75,6 +89,45 @@ PRESETS = {
     "gemm": Workload("gemm", "kernel", kernel="dense_forward", shape=(2048, 2048, 2048)),
 }
 PEERS = ("torch", "sklearn", "jax")
+
+#: The "sweep" group: every hidden activation × width × batch size on a [20, w, w, 1] mse network of
+#: SWEEP_SAMPLES rows, one epoch per timed run (a full batch: SWEEP_FULL_STEPS steps). Widths and batch
+#: sizes are off the SIMD multiples on purpose (7 < 8 lanes, 13, 31; 33 and 127 rows) beside 64 and 256,
+#: so that remainder loops and the activation passes show. Defaults: a grid that runs in a few minutes.
+SWEEP_ACTIVATIONS = ("relu", "tanh", "sigmoid", "softplus")
+SWEEP_WIDTHS = (7, 13, 31, 64, 256)
+SWEEP_BATCHES = (33, 127, "full")
+SWEEP_DEFAULT = {"activations": SWEEP_ACTIVATIONS, "widths": (7, 31, 256), "batches": SWEEP_BATCHES}
+SWEEP_SAMPLES = 4_000
+SWEEP_FULL_STEPS = 5
+#: Named groups of generated workloads, usable wherever a preset name is.
+GROUPS = ("sweep",)
+
+
+def sweep_workloads(activations=None, widths=None, batches=None, samples=SWEEP_SAMPLES) -> list:
+    """The sweep's cells (None: the default grid), named sweep-<activation>-w<width>-b<batch|full>."""
+    activations = SWEEP_DEFAULT["activations"] if activations is None else activations
+    widths = SWEEP_DEFAULT["widths"] if widths is None else widths
+    batches = SWEEP_DEFAULT["batches"] if batches is None else batches
+    for a in activations:
+        C.code(C.ELEMENTWISE, a, "activation")
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"widths: each must be an integer >= 1, got {w!r}")
+    for b in batches:
+        if b != "full" and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= samples):
+            raise ValueError(f"batches: each must be 'full' or an integer in 1..{samples}, got {b!r}")
+    cells = []
+    for a in activations:
+        for w in widths:
+            for b in batches:
+                name = f"sweep-{a}-w{w}-b{b}"
+                if b == "full":
+                    cells.append(Workload(name, "gd", [20, int(w), int(w), 1], a, "mse", 0, samples, 0.01,
+                                          steps=SWEEP_FULL_STEPS))
+                else:
+                    cells.append(Workload(name, "train", [20, int(w), int(w), 1], a, "mse", int(b), samples, 0.01))
+    return cells
 
 
 class Unavailable(Exception):
@@ -107,6 +160,8 @@ def make_problem(w: Workload, dtype, seed=0) -> Problem:
     if w.loss == "cross_entropy":
         p.labels = rng.integers(0, k, n)
         p.Y = np.eye(k, dtype=dtype)[p.labels]
+    elif w.target == "matrix_exp":
+        p.Y = matrix_exp_2x2(p.X.astype(np.float64)).astype(dtype)
     else:
         p.Y = rng.standard_normal((n, k)).astype(dtype)
     p.sizes = np.array(w.layers, np.int64)
@@ -119,6 +174,21 @@ def make_problem(w: Workload, dtype, seed=0) -> Problem:
                    seed=seed).params.copy()
     p.perm = rng.permutation(n).astype(np.int64)
     return p
+
+
+def matrix_exp_2x2(X):
+    """Row i: vec(exp(A_i)) for A_i = reshape(X[i], 2, 2), both column-major (Julia's layout).
+
+    Closed form: with s = tr(A)/2 and q² = ((a − d)/2)² + bc, (A − sI)² = q²I, so
+    exp(A) = e^s (cosh q · I + sinh q / q · (A − sI)); q may be imaginary (complex arithmetic) or 0.
+    """
+    a, c, b, d = X[:, 0], X[:, 1], X[:, 2], X[:, 3]  # A = [[a, b], [c, d]]
+    s = (a + d) / 2
+    q = np.sqrt(((a - d) / 2) ** 2 + b * c + 0j)
+    zero = q == 0
+    shq = np.where(zero, 1.0, np.sinh(q) / np.where(zero, 1.0, q)).real
+    chq, e = np.cosh(q).real, np.exp(s)
+    return np.stack([e * (chq + shq * (a - s)), e * shq * c, e * shq * b, e * (chq + shq * (d - s))], axis=1)
 
 
 def layer_views(p: Problem):
@@ -149,6 +219,7 @@ class BackendRunner:
         rows = w.batch_size if w.kind == "train" else w.samples
         self.ws = np.zeros(C.train_workspace_size(p.sizes, rows), dt)
         self.hyper = np.array([w.lr, 0.0, 0.0, 0.0, 0.9, 0.999, 1e-8])
+        self.opt = C.code(C.OPTIMIZERS, w.optimizer, "optimizer")
         self.loss = C.LOSSES.index(w.loss)
         self.none_i, self.none_f = np.zeros(0, np.int64), np.zeros(0)
         self.losses, self.last = np.zeros(w.steps), np.zeros(1)
@@ -195,18 +266,60 @@ class BackendRunner:
             self.call()
         elif w.kind == "train":
             self.k.train_epoch(self.params, self.grads, p.sizes, p.acts, self.loss, p.X, p.Y, None, p.perm,
-                               w.batch_size, C.SGD, self.hyper, self.state, self.step, self.ws, self.none_i,
+                               w.batch_size, self.opt, self.hyper, self.state, self.step, self.ws, self.none_i,
                                self.none_f)
         else:
-            self.k.train_gd(self.params, self.grads, p.sizes, p.acts, self.loss, p.X, p.Y, None, C.SGD,
+            self.k.train_gd(self.params, self.grads, p.sizes, p.acts, self.loss, p.X, p.Y, None, self.opt,
                             self.hyper, self.state, self.step, 0.0, w.steps, self.ws, self.losses, self.last)
 
     def set_threads(self, n):
         self.k.set_num_threads(n)
 
 
+class FitRunner:
+    """``MLP.fit`` on a backend (runner "<backend>-fit"): the public path with everything it does per fit —
+    validation, label encoding, shuffling, diagnostics (on, the default) — for one epoch of a "train"
+    workload, or its ``steps`` full-batch epochs ("gd": optimizer "gd" with no tolerance for sgd,
+    ``batch_size=None`` for adam). ``reset`` re-initialises the model, so each timed fit is a first fit."""
+
+    kind = "pynet"
+
+    def __init__(self, backend, p: Problem):
+        from .model import MLP
+
+        w = p.w
+        if w.kind == "kernel":
+            raise Unavailable("MLP.fit is timed on training workloads only")
+        try:
+            kernels.load(backend)
+        except kernels.BackendUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+        self.name, self.backend, self.p = f"{backend}-fit", backend, p
+        out = C.ACTIVATIONS[int(p.acts[-1])]
+        self.net = MLP(w.layers, activation=w.activation, output=out, backend=backend, dtype=p.dtype, seed=0)
+        # what a user passes: class labels for cross-entropy, a vector for one regression output
+        self.y = p.labels if w.loss == "cross_entropy" else (p.Y[:, 0] if p.Y.shape[1] == 1 else p.Y)
+        if w.kind == "train":
+            self.kw = dict(optimizer=w.optimizer, batch_size=w.batch_size, epochs=1)
+        elif w.optimizer == "sgd":
+            self.kw = dict(optimizer="gd", tol=0.0, max_steps=w.steps)
+        else:
+            self.kw = dict(optimizer=w.optimizer, batch_size=None, epochs=w.steps)
+        self.reset()
+
+    def reset(self):
+        self.net.reset()
+        self.net.params[...] = self.p.params  # the same start as every runner (reset draws the same)
+
+    def run(self):
+        self.net.fit(self.p.X, self.y, loss=self.p.w.loss, lr=self.p.w.lr, **self.kw)
+
+    def set_threads(self, n):
+        kernels.load(self.backend).set_num_threads(n)
+
+
 class TorchRunner:
-    """PyTorch eager: the same weights, batch order and plain SGD, one Python step per batch."""
+    """PyTorch eager: the same weights, batch order and optimizer (plain SGD or Adam), one Python step per batch."""
 
     name, kind = "torch", "peer"
 
@@ -232,7 +345,6 @@ class TorchRunner:
         self.lossf = {"mse": torch.nn.MSELoss(), "ssr": torch.nn.MSELoss(reduction="sum"),
                       "cross_entropy": torch.nn.CrossEntropyLoss(),
                       "binary_cross_entropy": torch.nn.BCEWithLogitsLoss()}[p.w.loss]
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=p.w.lr)
         self.perm = torch.from_numpy(p.perm)
         self.reset()
 
@@ -242,6 +354,10 @@ class TorchRunner:
             for lin, (W, b) in zip(lins, layer_views(self.p)):
                 lin.weight.copy_(self.torch.from_numpy(np.ascontiguousarray(W.T)))
                 lin.bias.copy_(self.torch.from_numpy(b))
+        w, params = self.p.w, self.model.parameters()
+        # a new optimizer: Adam's moments and step count start from zero, as pynet's state does
+        self.opt = (self.torch.optim.Adam(params, lr=w.lr, betas=(0.9, 0.999), eps=1e-8) if w.optimizer == "adam"
+                    else self.torch.optim.SGD(params, lr=w.lr))
 
     def run(self):
         torch, w = self.torch, self.p.w
@@ -271,8 +387,8 @@ class SklearnRunner:
         except ImportError:
             raise Unavailable("scikit-learn is not installed (pip install scikit-learn)") from None
         w = p.w
-        if w.kind != "train" or w.loss not in ("mse", "cross_entropy"):
-            raise Unavailable("scikit-learn is compared on mini-batch mse / cross-entropy training only")
+        if w.kind != "train" or w.loss not in ("mse", "cross_entropy") or w.optimizer != "sgd":
+            raise Unavailable("scikit-learn is compared on mini-batch plain-SGD mse / cross-entropy training only")
         act = {"sigmoid": "logistic"}.get(w.activation, w.activation)
         if act not in ("relu", "logistic", "tanh", "identity"):
             raise Unavailable(f"scikit-learn has no {w.activation} activation")
@@ -305,7 +421,8 @@ class SklearnRunner:
 
 
 class JaxRunner:
-    """JAX: the whole epoch as one ``jit``-compiled ``lax.scan`` over equal batches (last partial batch apart)."""
+    """JAX: a whole timed run as one ``jit``-compiled ``lax.scan`` — over equal batches (the last partial
+    batch apart) for an epoch, over ``steps`` full-batch steps for "gd" — with plain SGD or Adam."""
 
     name, kind = "jax", "peer"
 
@@ -316,12 +433,14 @@ class JaxRunner:
         except ImportError:
             raise Unavailable("jax is not installed (pip install jax jaxlib)") from None
         w = p.w
-        if w.kind != "train" or w.loss not in ("mse", "cross_entropy"):
-            raise Unavailable("jax is compared on mini-batch mse / cross-entropy training only")
+        if w.kind not in ("train", "gd") or w.loss not in ("mse", "cross_entropy"):
+            raise Unavailable("jax is compared on mse / cross-entropy training only (mini-batch or full-batch)")
         if p.dtype == np.float64:
             jax.config.update("jax_enable_x64", True)
         act = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "softplus": jax.nn.softplus,
                "identity": lambda z: z}[w.activation]
+        tree_map = jax.tree_util.tree_map
+        lr, b1, b2, eps = w.lr, 0.9, 0.999, 1e-8
 
         def loss_fn(params, xb, yb):
             h = xb
@@ -334,37 +453,65 @@ class JaxRunner:
 
         grad = jax.grad(loss_fn)
 
-        def sgd(params, batch):
+        def update(carry, batch):
+            params, m, v, t = carry
             g = grad(params, *batch)
-            return jax.tree_util.tree_map(lambda a, b: a - w.lr * b, params, g), None
+            if w.optimizer == "sgd":
+                return (tree_map(lambda a, b: a - lr * b, params, g), m, v, t), None
+            t = t + 1  # Adam as the contract states it: bias-corrected moments, step counted from 1
+            m = tree_map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
+            v = tree_map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
+            c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+            params = tree_map(lambda a, mm, vv: a - lr * (mm / c1) / (jnp.sqrt(vv / c2) + eps), params, m, v)
+            return (params, m, v, t), None
 
-        @jax.jit
-        def epoch(params, xs, ys, x_last, y_last):
-            params, _ = jax.lax.scan(sgd, params, (xs, ys))
-            return sgd(params, (x_last, y_last))[0] if x_last.shape[0] else params
+        if w.kind == "gd":
+            @jax.jit
+            def timed(carry, X, Y):
+                return jax.lax.scan(lambda c, _: update(c, (X, Y)), carry, None, length=w.steps)[0]
 
-        full = (w.samples // w.batch_size) * w.batch_size
-        Xp, Yp = p.X[p.perm], p.Y[p.perm]
-        self.xs = jnp.asarray(Xp[:full].reshape(-1, w.batch_size, Xp.shape[1]))
-        self.ys = jnp.asarray(Yp[:full].reshape(-1, w.batch_size, Yp.shape[1]))
-        self.xl, self.yl = jnp.asarray(Xp[full:]), jnp.asarray(Yp[full:])
-        self.epoch, self.jnp, self.p = epoch, jnp, p
+            self.args = (jnp.asarray(p.X), jnp.asarray(p.Y))
+        else:
+            @jax.jit
+            def timed(carry, xs, ys, x_last, y_last):
+                carry, _ = jax.lax.scan(update, carry, (xs, ys))
+                return update(carry, (x_last, y_last))[0] if x_last.shape[0] else carry
+
+            full = (w.samples // w.batch_size) * w.batch_size
+            Xp, Yp = p.X[p.perm], p.Y[p.perm]
+            self.args = (jnp.asarray(Xp[:full].reshape(-1, w.batch_size, Xp.shape[1])),
+                         jnp.asarray(Yp[:full].reshape(-1, w.batch_size, Yp.shape[1])),
+                         jnp.asarray(Xp[full:]), jnp.asarray(Yp[full:]))
+        self.timed, self.jnp, self.p = timed, jnp, p
         self.reset()
 
     def reset(self):
-        self.params = [(self.jnp.asarray(W), self.jnp.asarray(b)) for W, b in layer_views(self.p)]
+        jnp = self.jnp
+        params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in layer_views(self.p)]
+        zeros = [(jnp.zeros_like(W), jnp.zeros_like(b)) for W, b in params]
+        self.carry = (params, zeros, zeros, jnp.asarray(0.0, params[0][0].dtype))
 
     def run(self):
-        out = self.epoch(self.params, self.xs, self.ys, self.xl, self.yl)
-        out[-1][1].block_until_ready()
+        self.last = self.timed(self.carry, *self.args)  # (params, m, v, t) after the run
+        self.last[0][-1][1].block_until_ready()
 
     def set_threads(self, n):
         pass
 
 
+#: Runner names: each backend's kernel runner, its "<backend>-fit" runner, and the peers.
+FIT_RUNNERS = tuple(f"{b}-fit" for b in kernels.BACKENDS)
+
+
+def runner_kind(name) -> str:
+    return "peer" if name in PEERS else "pynet"
+
+
 def make_runner(name, p: Problem):
     if name in kernels.BACKENDS:
         return BackendRunner(name, p)
+    if name in FIT_RUNNERS:
+        return FitRunner(name[:-len("-fit")], p)
     return {"torch": TorchRunner, "sklearn": SklearnRunner, "jax": JaxRunner}[name](p)
 
 
@@ -416,8 +563,7 @@ def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=Non
         p = make_problem(w, dt)
         active, rows = [], {}
         for name in runners:
-            row = {"workload": w.name, "dtype": np.dtype(dt).name, "runner": name,
-                   "kind": "pynet" if name in kernels.BACKENDS else "peer"}
+            row = {"workload": w.name, "dtype": np.dtype(dt).name, "runner": name, "kind": runner_kind(name)}
             rows[name] = row
             try:
                 r = make_runner(name, p)
@@ -454,26 +600,49 @@ def run(workloads, runners, dtypes=("float32",), repeat=5, warmup=1, threads=Non
                        compile_s=max(row["first_call_s"] - med, 0.0),
                        samples_per_s=w.rows() / med if w.rows() else None,
                        gflops=w.flops() / med / 1e9 if w.flops() else None)
+            if w.kind != "kernel":
+                row.update(epochs=w.epochs(), epoch_s=med / w.epochs())
         medians = {r.name: rows[r.name]["median_s"] for r in active}
         for r in active:
             rows[r.name]["speedup"] = {peer: medians[peer] / medians[r.name] for peer in medians
                                        if peer != r.name and rows[peer]["kind"] == "peer"}
+            if isinstance(r, FitRunner) and r.backend in medians:  # the public path over its kernel alone
+                rows[r.name]["fit_over_kernel"] = medians[r.name] / medians[r.backend]
         results.extend(rows[name] for name in runners)
         if progress is not None:
             progress.update(i + 1)
     return results
 
 
+SMOKE_ROWS, SMOKE_STEPS, SMOKE_DIM = 300, 2, 64
+
+
+def smoke(w: Workload) -> Workload:
+    """A tiny copy of ``w`` (at most SMOKE_ROWS rows, SMOKE_STEPS full-batch steps, kernels SMOKE_DIM wide)
+    that checks every runner runs end to end; its times mean nothing."""
+    if w.kind == "kernel":
+        return replace(w, shape=tuple(min(d, SMOKE_DIM) for d in w.shape))
+    rows = min(w.samples, SMOKE_ROWS)
+    return replace(w, samples=rows, steps=min(w.steps, SMOKE_STEPS),
+                   batch_size=min(w.batch_size, rows) if w.kind == "train" else w.batch_size)
+
+
 def custom_workload(layers, batch_size, samples, activation="relu", loss="mse", lr=0.01) -> Workload:
     return Workload("custom", "train", list(layers), activation, loss, batch_size, samples, lr)
 
 
-def as_record(results, ceiling, command="") -> dict:
+def as_record(results, ceiling, command="", workloads=()) -> dict:
+    """The JSON record of a run: machine, ceiling, command, every preset and every workload run, results."""
     for row in results:
         if row.get("gflops"):
             row["pct_of_ceiling"] = 100.0 * row["gflops"] / ceiling
+    described = {name: asdict(w) for name, w in PRESETS.items()} | {w.name: asdict(w) for w in workloads}
     return {"machine": machine_info(), "gemm_ceiling_gflops": ceiling, "command": command,
-            "workloads": {name: asdict(w) for name, w in PRESETS.items()}, "results": results}
+            "workloads": described, "results": results}
+
+
+#: --compare marks a row slower by more than this fraction (new median > old × (1 + it)) as a regression.
+REGRESSION_THRESHOLD = 0.10
 
 
 def compare(new: dict, old: dict):
@@ -485,3 +654,8 @@ def compare(new: dict, old: dict):
         if "median_s" in r and key in index:
             out.append((*key, index[key]["median_s"], r["median_s"], index[key]["median_s"] / r["median_s"]))
     return out
+
+
+def is_regression(old_over_new: float, threshold: float = REGRESSION_THRESHOLD) -> bool:
+    """True when the new median is more than ``threshold`` (a fraction) slower than the old one."""
+    return old_over_new * (1.0 + threshold) < 1.0

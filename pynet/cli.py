@@ -15,7 +15,7 @@ import numpy as np
 from kernels import contract as C
 
 from . import __version__, _backend, _jit, datasets
-from .bench import PEERS, PRESETS
+from .bench import GROUPS, PEERS, PRESETS
 from .model import MLP
 from .optim import OPTIMIZERS
 from .progress import Progress
@@ -121,14 +121,25 @@ def _parser():
 
     b = sub.add_parser("bench", help="time training runs and kernels, side by side with peers")
     b.add_argument("--workload", default="small",
-                   help=f"comma-separated presets ({', '.join(PRESETS)}) or 'custom' with --layers")
+                   help=f"comma-separated presets ({', '.join(PRESETS)}) and groups ({', '.join(GROUPS)}), "
+                        "or 'custom' with --layers")
+    b.add_argument("--sweep-activations", metavar="NAMES",
+                   help="the sweep group's hidden activations (default: relu,tanh,sigmoid,softplus)")
+    b.add_argument("--sweep-widths", type=_int_list, metavar="W1,W2",
+                   help="the sweep group's hidden widths (default: 7,31,256; e.g. 7,13,31,64,256)")
+    b.add_argument("--sweep-batches", metavar="B1,B2",
+                   help="the sweep group's batch sizes, integers or 'full' (default: 33,127,full)")
     b.add_argument("--layers", type=_int_list, help="custom workload layer sizes, e.g. 784,128,10")
     b.add_argument("--batch-size", type=_positive_int, default=32)
     b.add_argument("--samples", type=_positive_int, default=10_000)
     b.add_argument("--activation", default="relu", choices=C.ELEMENTWISE)
     b.add_argument("--loss", default="mse", choices=C.LOSSES)
     b.add_argument("--lr", type=_positive_float, default=0.01)
-    b.add_argument("--backend", default="all", help="comma-separated backends, or 'all' (the available ones)")
+    b.add_argument("--backend", default="all",
+                   help="comma-separated backends, or 'all' (the available ones); '<backend>-fit' times MLP.fit")
+    b.add_argument("--fit", action="store_true",
+                   help="also time MLP.fit (runner '<backend>-fit': validation, encoding, shuffling, "
+                        "diagnostics) beside each backend's kernel, with their ratio")
     b.add_argument("--peers", default="", help=f"comma-separated peers to run alongside: {', '.join(PEERS)}")
     b.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated")
     b.add_argument("--threads", type=_positive_int, default=None, help="threads for every runner (default: all cores)")
@@ -141,9 +152,15 @@ def _parser():
                    help="precede each timed run by one untimed run of the same runner, so the timed one runs "
                         "as a fit's later epochs do rather than as the first after the pause")
     b.add_argument("--epochs", type=_positive_int, default=1, help="epochs per timed run (train workloads)")
+    b.add_argument("--smoke", action="store_true",
+                   help="tiny sizes (at most 300 rows, 2 full-batch steps, kernels 64 wide): checks that every "
+                        "runner runs, times nothing meaningful")
     b.add_argument("--json", metavar="FILE", help="write every figure and the machine description here")
     b.add_argument("--csv", metavar="FILE")
-    b.add_argument("--compare", metavar="OLD.json", help="print speedups against an earlier --json run")
+    b.add_argument("--compare", metavar="OLD.json",
+                   help="print speedups against an earlier --json run and mark the regressions")
+    b.add_argument("--regression-threshold", type=float, default=None, metavar="FRACTION",
+                   help="with --compare: a new median above old x (1 + FRACTION) is a regression (default 0.10)")
     b.add_argument("--plot", metavar="PNG", help="bar chart of time per backend and peer")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -249,7 +266,10 @@ def _train(args):
         fit_args.update(batch_size=batch_size, epochs=epochs)
     if args.momentum is not None:
         fit_args["momentum"] = args.momentum
-    compile_seconds, load_seconds = _ready_jit(net.backend, args.dtype, args.optimizer, quiet=args.quiet)
+    # one batch of every row runs the full-batch kernel (MLP.fit's rule): ready that one
+    full = args.optimizer == "gd" or fit_args["batch_size"] >= max(fit_rows, 1)
+    compile_seconds, load_seconds = _ready_jit(net.backend, args.dtype, "gd" if full else args.optimizer,
+                                               quiet=args.quiet)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -342,6 +362,23 @@ def _split_names(text, valid, argument):
     return names
 
 
+def _sweep_cells(args, bench):
+    acts = _split_names(args.sweep_activations, C.ELEMENTWISE, "--sweep-activations") \
+        if args.sweep_activations else None
+    batches = None
+    if args.sweep_batches:
+        batches = []
+        for b in (v.strip() for v in args.sweep_batches.split(",") if v.strip()):
+            try:
+                batches.append(b if b == "full" else int(b))
+            except ValueError:
+                raise CLIError(f"--sweep-batches: expected integers or 'full', got {b!r}") from None
+    try:
+        return bench.sweep_workloads(acts, args.sweep_widths, batches)
+    except ValueError as exc:
+        raise CLIError(f"--sweep-{exc}") from None
+
+
 def _bench(args):
     from dataclasses import replace
 
@@ -351,13 +388,23 @@ def _bench(args):
         workloads = [bench.custom_workload(args.layers, args.batch_size, args.samples, args.activation,
                                            args.loss, args.lr)]
     else:
-        workloads = [PRESETS[n] for n in _split_names(args.workload, tuple(PRESETS), "--workload")]
+        workloads = []
+        for name in _split_names(args.workload, tuple(PRESETS) + GROUPS, "--workload"):
+            workloads += _sweep_cells(args, bench) if name == "sweep" else [PRESETS[name]]
     workloads = [replace(w, samples=w.samples * args.epochs) if w.kind == "train" and args.epochs > 1 else w
                  for w in workloads]
+    if args.smoke:
+        workloads = [bench.smoke(w) for w in workloads]
     backends = (_backend.available_backends() if args.backend == "all"
-                else _split_names(args.backend, _backend.BACKENDS, "--backend"))
+                else _split_names(args.backend, _backend.BACKENDS + bench.FIT_RUNNERS, "--backend"))
+    if args.fit:  # each backend's fit runner right after its kernel runner: the pair alternates closely
+        backends = [n for b in backends for n in ((b, f"{b}-fit") if b in _backend.BACKENDS else (b,))]
+        backends = list(dict.fromkeys(backends))
     peers = _split_names(args.peers, PEERS, "--peers") if args.peers else []
     dtypes = _split_names(args.dtype, ("float32", "float64"), "--dtype")
+    threshold = bench.REGRESSION_THRESHOLD if args.regression_threshold is None else args.regression_threshold
+    if not (threshold >= 0):
+        raise CLIError(f"--regression-threshold: must be a fraction >= 0, got {args.regression_threshold}")
     if args.threads:
         _backend.set_num_threads(args.threads)
     progress = Progress(len(workloads) * len(dtypes), enabled=not args.quiet, unit="workload")
@@ -370,7 +417,7 @@ def _bench(args):
                             settle, args.lead_in)
     finally:
         progress.close()
-    record = bench.as_record(results, ceiling, "pynet " + " ".join(sys.argv[1:]))
+    record = bench.as_record(results, ceiling, "pynet " + " ".join(sys.argv[1:]), workloads)
     _print_bench(record, peers, args.repeat, args.warmup, args.lead_in)
     if args.json:
         with open(args.json, "w") as fh:
@@ -380,9 +427,17 @@ def _bench(args):
     if args.compare:
         with open(args.compare) as fh:
             old = json.load(fh)
-        print("\ncompared with " + args.compare + " (old/new > 1: faster now)")
-        for wl, dt, runner, o, n, ratio in bench.compare(record, old):
-            print(f"  {wl:14s} {dt:8s} {runner:8s} {o:10.4f} s -> {n:10.4f} s  x{ratio:.2f}")
+        rows = bench.compare(record, old)
+        width = max([14] + [len(r[0]) for r in rows])
+        print(f"\ncompared with {args.compare} (old/new > 1: faster now; REGRESSION: more than "
+              f"{threshold:.0%} slower)")
+        slower = 0
+        for wl, dt, runner, o, n, ratio in rows:
+            flag = bench.is_regression(ratio, threshold)
+            slower += flag
+            print(f"  {wl:{width}s} {dt:8s} {runner:9s} {o:10.4f} s -> {n:10.4f} s  x{ratio:.2f}"
+                  + ("  REGRESSION" if flag else ""))
+        print(f"{slower} regression{'s' if slower != 1 else ''} in {len(rows)} compared rows")
     if args.plot:
         from . import plots
 
@@ -398,18 +453,22 @@ def _print_bench(record, peers, repeat, warmup, lead_in=False):
     print(f"median / min / max s: seconds of one run of the workload (train: its samples once, or --epochs times; "
           f"gd: its steps; a kernel: one call), over {repeat} timed run(s) per runner (--repeat), runners taking "
           f"turns, after {warmup} untimed warm-up run(s) (--warmup){lead}; compile s = first run − median")
-    head = (f"{'workload':14s} {'dtype':8s} {'runner':8s} {'median s':>10s} {'min s':>9s} {'max s':>9s} "
-            f"{'compile s':>9s} {'samples/s':>11s} {'GFLOP/s':>8s} {'%ceil':>6s}")
+    width = max([14] + [len(r["workload"]) for r in record["results"]])
+    head = (f"{'workload':{width}s} {'dtype':8s} {'runner':9s} {'median s':>10s} {'min s':>9s} {'max s':>9s} "
+            f"{'epochs':>6s} {'ms/epoch':>9s} {'compile s':>9s} {'samples/s':>11s} {'GFLOP/s':>8s} {'%ceil':>6s} "
+            f"{'fit/kern':>8s}")
     head += "".join(f" {'vs ' + p:>9s}" for p in peers)
     print(head)
     for r in record["results"]:
         if "median_s" not in r:
-            print(f"{r['workload']:14s} {r['dtype']:8s} {r['runner']:8s} unavailable: {r['unavailable']}")
+            print(f"{r['workload']:{width}s} {r['dtype']:8s} {r['runner']:9s} unavailable: {r['unavailable']}")
             continue
         g = r.get("gflops")
-        line = (f"{r['workload']:14s} {r['dtype']:8s} {r['runner']:8s} {r['median_s']:10.4f} {r['min_s']:9.4f} "
-                f"{r['max_s']:9.4f} {r['compile_s']:9.3f} {r['samples_per_s'] or 0:11.3g} "
-                f"{g or 0:8.2f} {r.get('pct_of_ceiling', 0):6.1f}")
+        epoch = f"{1e3 * r['epoch_s']:9.3f}" if "epoch_s" in r else f"{'-':>9s}"
+        ratio = f"x{r['fit_over_kernel']:.3f}" if "fit_over_kernel" in r else "-"
+        line = (f"{r['workload']:{width}s} {r['dtype']:8s} {r['runner']:9s} {r['median_s']:10.4f} {r['min_s']:9.4f} "
+                f"{r['max_s']:9.4f} {r.get('epochs', '-'):>6} {epoch} {r['compile_s']:9.3f} "
+                f"{r['samples_per_s'] or 0:11.3g} {g or 0:8.2f} {r.get('pct_of_ceiling', 0):6.1f} {ratio:>8s}")
         line += "".join(f" {('x%.2f' % r['speedup'][p]) if p in r['speedup'] else '-':>9s}" for p in peers)
         print(line)
 
@@ -417,8 +476,8 @@ def _print_bench(record, peers, repeat, warmup, lead_in=False):
 def _write_csv(record, path):
     import csv
 
-    cols = ["workload", "dtype", "runner", "kind", "median_s", "min_s", "max_s", "compile_s", "samples_per_s",
-            "gflops", "pct_of_ceiling", "unavailable"]
+    cols = ["workload", "dtype", "runner", "kind", "median_s", "min_s", "max_s", "epochs", "epoch_s", "compile_s",
+            "samples_per_s", "gflops", "pct_of_ceiling", "fit_over_kernel", "unavailable"]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols + ["speedup_vs_" + p for p in PEERS] + ["cpu", "cores", "gemm_ceiling_gflops"])

@@ -37,6 +37,7 @@ class Diagnostics:
         self.dead_threshold = dead_threshold
         self.vanishing_factor = vanishing_factor
         self.warned_dead = self.warned_vanishing = False
+        self._probe_buffers = {}  # layer -> (outputs, workspace), allocated at the fit's first probe
 
     def record(self, s, history, epoch):
         dead = self._dead_fractions(s)
@@ -65,9 +66,11 @@ class Diagnostics:
         alive = []
         for l in range(1, len(self.net.layers) - 1):
             sizes = s.sizes[:l + 1]
-            H = np.empty((X.shape[0], sizes[-1]), X.dtype)
-            s.k.predict(self.net.params[:C.n_params(sizes)], sizes, s.acts[:l], X, H, X.shape[0],
-                        np.empty(C.predict_workspace_size(sizes, X.shape[0]), X.dtype))
+            if l not in self._probe_buffers:  # a full-batch fit probes at every record: allocate once
+                self._probe_buffers[l] = (np.empty((X.shape[0], sizes[-1]), X.dtype),
+                                          np.empty(C.predict_workspace_size(sizes, X.shape[0]), X.dtype))
+            H, ws = self._probe_buffers[l]
+            s.k.predict(self.net.params[:C.n_params(sizes)], sizes, s.acts[:l], X, H, X.shape[0], ws)
             alive.append(np.any(H != 0, axis=0))
         return np.concatenate(alive)
 

@@ -143,11 +143,9 @@ class MLP:
         if X.shape[1] != self.layers[0]:
             raise ValueError(f"{name}: has {X.shape[1]} features but the model's input layer has {self.layers[0]}")
         if fitting and self.standardize and self.mean_ is None:
-            self.mean_ = X.mean(axis=0)
-            std = X.std(axis=0)
-            self.scale_ = np.where(std > 0, std, 1).astype(self.dtype)
+            self.mean_, self.scale_ = _column_stats(X, self.dtype)
         if self.mean_ is not None:
-            X = (X - self.mean_) / self.scale_  # a new array: the caller's X is never modified
+            X = _standardized(X, self.mean_, self.scale_)  # a new array: the caller's X is never modified
         return X
 
     def _targets(self, y, n):
@@ -164,7 +162,9 @@ class MLP:
                 return Y
             labels = as_labels(y)
             self._set_classes(self._label_set(labels, k), "labels")
-            return np.eye(k, dtype=self.dtype)[self._encode(labels)]
+            Y = np.zeros((labels.shape[0], k), self.dtype)  # one-hot: half the time of np.eye(k)[idx]
+            Y[np.arange(labels.shape[0]), self._encode(labels)] = 1
+            return Y
         if loss == "binary_cross_entropy":
             arr = np.asarray(y)
             if k == 1:
@@ -193,9 +193,9 @@ class MLP:
     def _label_set(self, labels, k):
         if self.classes_ is not None and self._target == "labels":
             return self.classes_
-        found = np.unique(labels)
-        if labels.dtype.kind in "iub" and found.min() >= 0 and found.max() < k:
+        if labels.dtype.kind in "iub" and labels.min() >= 0 and labels.max() < k:
             return np.arange(k) if labels.dtype.kind != "b" else np.array([False, True])
+        found = np.unique(labels)
         if len(found) > k or (len(found) < k and not (k == 2 and len(found) == 1)):
             raise ValueError(f"y: found {len(found)} classes but the output layer has {k} units")
         return found
@@ -207,6 +207,10 @@ class MLP:
         self._target = target
 
     def _encode(self, labels):
+        k = len(self.classes_)
+        if (labels.dtype.kind in "iu" and self.classes_.dtype.kind in "iu" and self.classes_[0] == 0
+                and self.classes_[-1] == k - 1 and labels.min() >= 0 and labels.max() < k):
+            return labels  # classes_ is 0..k-1 (sorted, distinct): every label is its own index
         idx = np.searchsorted(self.classes_, labels)
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         unseen = self.classes_[idx] != labels
@@ -231,6 +235,8 @@ class MLP:
         optimizer: "sgd" (mini-batches of ``batch_size`` for ``epochs`` epochs), "adam", or "gd"
         (full batch: stop when every parameter step |Δθ| < ``tol`` or after ``max_steps`` steps), or an
         :class:`~pynet.SGD` / :class:`~pynet.GD` / :class:`~pynet.Adam` object.
+        batch_size: rows per step; None, "full" or the number of training rows makes every epoch one
+        full-batch step, run by the fused full-batch kernel (many steps per call) for "sgd" and "adam".
         Early stopping watches the validation loss (the training loss when there is no validation
         data): it stops after ``patience`` epochs without an improvement of more than ``min_delta``
         and restores the best weights unless ``restore_best`` is False.
@@ -239,18 +245,18 @@ class MLP:
                          **({"tol": tol, "max_steps": max_steps} if optimizer == "gd" else {}))
         if optimizer != "gd" and not isinstance(opt, optim.GD) and (tol is not None or max_steps is not None):
             raise ValueError("tol: tol and max_steps apply to optimizer='gd' only")
-        full_batch = isinstance(opt, optim.GD)
+        gd = isinstance(opt, optim.GD)
+        if not gd and batch_size is not None and not (isinstance(batch_size, str) and batch_size == "full"):
+            if isinstance(batch_size, str):
+                raise ValueError(f"batch_size: expected an integer, None or 'full', got {batch_size!r}")
+            batch_size = positive_int(batch_size, "batch_size")
         self._choose_loss(loss, y)
         X = self._inputs(X, fitting=True)
         Y = self._targets(y, X.shape[0])
         check_rows(X, Y)
         sw = sample_weights(sample_weight, X.shape[0], self.dtype)
         validation_split = fraction(validation_split, "validation_split")
-        if full_batch:
-            epochs = opt.max_steps
-        else:
-            epochs = positive_int(epochs, "epochs")
-            batch_size = positive_int(batch_size, "batch_size")
+        epochs = opt.max_steps if gd else positive_int(epochs, "epochs")
         patience = positive_int(patience, "patience")
         if not isinstance(min_delta, (int, float)) or not min_delta >= 0:
             raise ValueError(f"min_delta: must be a number >= 0, got {min_delta!r}")
@@ -258,18 +264,23 @@ class MLP:
             raise TypeError("callback: must be callable as callback(epoch, history)")
 
         train_rows, val = self._split(X, Y, sw, validation_split, validation_data)
-        if not full_batch and batch_size > train_rows.shape[0]:
-            raise ValueError(f"batch_size: {batch_size} is larger than the {train_rows.shape[0]} training rows")
+        n_train = train_rows.shape[0]
+        if isinstance(batch_size, int) and not gd and batch_size > n_train:
+            raise ValueError(f"batch_size: {batch_size} is larger than the {n_train} training rows")
+        # one batch of every training row: the order cannot change the step, so no shuffle and no gather
+        full_batch = gd or not isinstance(batch_size, int) or batch_size == n_train
         k = self._kernels()
-        _jit.ready(k, self.dtype.name, opt.name)  # a cold JIT cache: compile now, with progress on stderr
+        # a cold JIT cache: compile now, with progress on stderr (a full batch runs the full-batch kernel)
+        _jit.ready(k, self.dtype.name, "gd" if full_batch else opt.name)
         session = _Session(self, k, opt, X, Y, sw, train_rows, val, batch_size if not full_batch else None)
         history = History(monitor="val_loss" if val is not None else "loss", backend=k.name, optimizer=opt.name)
         diag = Diagnostics(self, dead_threshold, vanishing_factor) if diagnostics else None
-        best = _Best(self.params, min_delta)
-        progress = Progress(epochs, enabled=verbose, unit="step" if full_batch else "epoch")
+        best = _Best(self.params, min_delta, keep=early_stopping and restore_best)
+        progress = Progress(epochs, enabled=verbose, unit="step" if gd else "epoch")
         try:
             if full_batch:
-                self._run_gd(session, opt, history, diag, best, early_stopping, patience, callback, progress)
+                self._run_gd(session, epochs, opt.tol if gd else None, history, diag, best, early_stopping,
+                             patience, callback, progress)
             else:
                 self._run_sgd(session, shuffle, epochs, history, diag, best, early_stopping, patience,
                               callback, progress)
@@ -362,8 +373,11 @@ class MLP:
 
     def _run_sgd(self, s, shuffle, epochs, history, diag, best, early_stopping, patience, callback, progress):
         history.stop_reason = f"epochs: ran all {epochs} epochs"
+        perm = np.empty_like(s.train_rows) if shuffle else s.train_rows
         for epoch in range(epochs):
-            perm = self._rng.permutation(s.train_rows) if shuffle else s.train_rows
+            if shuffle:  # = self._rng.permutation(train_rows), the same draws, into one buffer for the fit
+                perm[...] = s.train_rows
+                self._rng.shuffle(perm)
             t0 = time.perf_counter()
             value = s.epoch(perm)
             seconds = time.perf_counter() - t0
@@ -381,33 +395,37 @@ class MLP:
                 history.stop_reason = f"callback: stopped at epoch {epoch + 1}"
                 break
 
-    def _run_gd(self, s, opt, history, diag, best, early_stopping, patience, callback, progress):
-        chunk = 1 if (s.val is not None or callback is not None or early_stopping) else max(1, opt.max_steps // 50)
+    def _run_gd(self, s, steps, tol, history, diag, best, early_stopping, patience, callback, progress):
+        """Full-batch steps, many per kernel call. ``tol`` None: ``steps`` epochs of one step each, no
+        |Δθ| rule (sgd or adam with a full batch); else optimizer "gd"'s steps and stopping rule."""
+        unit = "step" if tol is not None else "epoch"
+        chunk = 1 if (s.val is not None or callback is not None or early_stopping) else max(1, steps // 50)
         done = 0
-        history.stop_reason = f"max_steps: reached {opt.max_steps} steps"
-        while done < opt.max_steps:
+        history.stop_reason = (f"max_steps: reached {steps} steps" if tol is not None
+                               else f"epochs: ran all {steps} epochs")
+        while done < steps:
             t0 = time.perf_counter()
-            steps, losses, last = s.gd(min(chunk, opt.max_steps - done), opt.tol)
-            seconds = (time.perf_counter() - t0) / max(steps, 1)
-            self.epochs_trained_ += steps
-            for i, value in enumerate(losses[:steps]):
+            ran, losses, last = s.gd(min(chunk, steps - done), 0.0 if tol is None else tol)
+            seconds = (time.perf_counter() - t0) / max(ran, 1)
+            self.epochs_trained_ += ran
+            for i, value in enumerate(losses[:ran]):
                 if np.isfinite(value):
-                    self._record(s, history, float(value), seconds, diag if i == steps - 1 else None,
+                    self._record(s, history, float(value), seconds, diag if i == ran - 1 else None,
                                  done + i, best)
-            done += steps
+            done += ran
             progress.update(done, history)
-            if not np.isfinite(losses[steps - 1]):
-                history.stop_reason = _diverged(losses[steps - 1], f"step {done}", opt.lr)
+            if not np.isfinite(losses[ran - 1]):
+                history.stop_reason = _diverged(losses[ran - 1], f"{unit} {done}", s.opt.lr)
                 break
-            if last < opt.tol:
-                history.stop_reason = f"tol: every parameter step < {opt.tol:g} at step {done}"
+            if tol is not None and last < tol:
+                history.stop_reason = f"tol: every parameter step < {tol:g} at step {done}"
                 break
             if early_stopping and best.wait >= patience:
                 history.stop_reason = (f"early_stopping: no improvement of {history.monitor} by more than "
-                                       f"{best.min_delta} for {patience} steps (best step {best.epoch + 1})")
+                                       f"{best.min_delta} for {patience} {unit}s (best {unit} {best.epoch + 1})")
                 break
             if callback is not None and callback(done - 1, history):
-                history.stop_reason = f"callback: stopped at step {done}"
+                history.stop_reason = f"callback: stopped at {unit} {done}"
                 break
 
     def _record(self, s, history, value, seconds, diag, epoch, best):
@@ -492,6 +510,42 @@ class MLP:
                 f"dtype={self.dtype.name!r}, backend={self._backend_name or 'default'!r})")
 
 
+#: Cells per block in the standardisation statistics: a block's temporary stays in the L2 cache.
+_STATS_BLOCK = 1 << 16
+
+
+def _column_stats(X, dtype):
+    """Per-column mean and scale (the standard deviation, 1 where it is 0) of X, as ``dtype``.
+
+    Two passes, Σx then Σ(x − mean)², a block of rows at a time: no temporary the size of X (``X.std``
+    makes two). Each block sums in X's dtype and the blocks add up in float64, so a float32 sum never
+    runs over more than a block's rows.
+    """
+    n, d = X.shape
+    rows = max(1, _STATS_BLOCK // d)
+    total = np.zeros(d)
+    for i in range(0, n, rows):
+        total += np.add.reduce(X[i:i + rows], axis=0)
+    mean = total / n
+    centre = mean.astype(X.dtype)
+    sq, buf = np.zeros(d), np.empty((rows, d), X.dtype)
+    for i in range(0, n, rows):
+        block = X[i:i + rows]
+        diff = buf[:block.shape[0]]
+        np.subtract(block, centre, out=diff)
+        np.multiply(diff, diff, out=diff)
+        sq += np.add.reduce(diff, axis=0)
+    std = np.sqrt(sq / n)
+    return mean.astype(dtype), np.where(std > 0, std, 1).astype(dtype)
+
+
+def _standardized(X, mean, scale):
+    """(X − mean) / scale, bit for bit, in one new array (the expression allocates two)."""
+    out = np.subtract(X, mean)
+    np.divide(out, scale, out=out)
+    return out
+
+
 def _diverged(value, where, lr):
     return (f"diverged: the loss became {value} at {where}; the last finite weights were kept. "
             f"Try a lower learning rate (now {lr:g})")
@@ -504,10 +558,10 @@ def _ssr_hint(rows, lr):
 
 
 class _Best:
-    """Tracks the best monitored loss and a copy of the weights at that epoch."""
+    """Tracks the best monitored loss and (``keep``: only when they may be restored) the weights then."""
 
-    def __init__(self, params, min_delta):
-        self.params = np.empty_like(params)
+    def __init__(self, params, min_delta, keep=True):
+        self.params = np.empty_like(params) if keep else None
         self.source = params
         self.min_delta = float(min_delta)
         self.value, self.epoch, self.wait = None, None, 0
@@ -515,7 +569,8 @@ class _Best:
     def update(self, value, epoch):
         if self.value is None or value < self.value - self.min_delta:
             self.value, self.epoch, self.wait = value, epoch, 0
-            self.params[...] = self.source
+            if self.params is not None:
+                self.params[...] = self.source
         else:
             self.wait += 1
 
@@ -544,6 +599,7 @@ class _Session:
         self.alive = np.zeros(C.n_hidden_units(self.sizes), np.int64)
         self.grad_sq = np.zeros(len(self.sizes) - 1)
         self.steps = 0
+        self.losses, self.last = np.zeros(0), np.zeros(1)
         if val is not None:
             Xv, Yv, _ = val
             block = min(_PREDICT_BLOCK, Xv.shape[0])
@@ -554,6 +610,7 @@ class _Session:
             self.val_block = block
             self.logit_acts = self.acts.copy()
             self.logit_acts[-1] = C.IDENTITY
+            self.val_labels = Yv.argmax(axis=1) if net.loss == "cross_entropy" else None
 
     def epoch(self, perm):
         self.alive[:] = 0
@@ -565,7 +622,9 @@ class _Session:
                                   self.grad_sq)
 
     def gd(self, steps, tol):
-        losses, last = np.zeros(steps), np.zeros(1)
+        if self.losses.shape[0] < steps:  # one buffer for the fit: every chunk has the same length but the last
+            self.losses = np.zeros(steps)
+        losses, last = self.losses[:steps], self.last
         done = self.k.train_gd(self.net.params, self.grads, self.sizes, self.acts, self.loss, self.X, self.Y,
                                self.sw, self.opt.kernel, self.hyper, self.net._opt_state, self.net._opt_step,
                                tol, steps, self.workspace, losses, last)
@@ -580,7 +639,7 @@ class _Session:
                                    self.val_grad)
         if self.net.loss in _CLASSIFICATION:
             if self.net.loss == "cross_entropy":
-                metric = metrics.accuracy(Yv.argmax(axis=1), self.val_out.argmax(axis=1), swv)
+                metric = metrics.accuracy(self.val_labels, self.val_out.argmax(axis=1), swv)
             else:
                 metric = metrics.accuracy(Yv, self.val_out >= 0.5, swv)
         else:

@@ -297,3 +297,79 @@ def test_dead_units_detected_in_full_batch_gd(backend):
     with pytest.warns(pynet.DeadUnitWarning, match="50%"):
         h = net.fit(X, y, loss="cross_entropy", optimizer="gd", lr=0.1, max_steps=10, tol=0.0)
     assert h.dead_fraction[-1] == [0.5]
+
+
+# ---------------------------------------------------------------------------- full-batch sgd / adam
+def _full_batch_problem():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((90, 4))
+    return X, np.tanh(X @ rng.standard_normal((4, 2)))
+
+
+@pytest.mark.parametrize("batch_size", [None, "full", 90])
+def test_full_batch_adam_is_the_full_batch_kernel(backend, batch_size):
+    import kernels
+    from kernels import contract as C
+
+    X, Y = _full_batch_problem()
+    net = pynet.MLP([4, 8, 2], activation="tanh", backend=backend, dtype="float64", seed=3)
+    start = net.params.copy()
+    h = net.fit(X, Y, loss="mse", optimizer="adam", lr=0.01, batch_size=batch_size, epochs=120)
+    assert h.epochs == 120 and net.epochs_trained_ == 120 and h.stop_reason == "epochs: ran all 120 epochs"
+    # the same 120 steps in one train_gd call from the same start: bit for bit (tol 0: no early stop)
+    k, P = kernels.load(backend), start.shape[0]
+    params, state, step, losses = start.copy(), np.zeros(2 * P), np.zeros(1, np.int64), np.zeros(120)
+    sizes = np.array([4, 8, 2], np.int64)
+    ran = k.train_gd(params, np.zeros(P), sizes, np.array([C.TANH, C.IDENTITY], np.int64), C.MSE, X, Y, None,
+                     C.ADAM, np.array([0.01, 0, 0, 0, 0.9, 0.999, 1e-8]), state, step, 0.0, 120,
+                     np.zeros(C.train_workspace_size(sizes, 90)), losses, np.zeros(1))
+    assert ran == 120 and step[0] == 120
+    assert np.array_equal(net.params, params)
+    assert np.array_equal(h.loss, losses)
+
+
+def test_full_batch_sgd_equals_gd_without_a_tolerance(backend):
+    X, Y = _full_batch_problem()
+    a = pynet.MLP([4, 8, 2], activation="sigmoid", backend=backend, seed=1)
+    b = pynet.MLP([4, 8, 2], activation="sigmoid", backend=backend, seed=1)
+    ha = a.fit(X, Y, loss="mse", optimizer="sgd", lr=0.1, batch_size="full", epochs=30)
+    hb = b.fit(X, Y, loss="mse", optimizer="gd", lr=0.1, tol=0.0, max_steps=30)
+    assert np.array_equal(a.params, b.params) and ha.loss == hb.loss
+    assert ha.stop_reason == "epochs: ran all 30 epochs" and hb.stop_reason == "max_steps: reached 30 steps"
+
+
+def test_full_batch_with_validation_and_early_stopping(backend):
+    X, Y = _full_batch_problem()
+    net = pynet.MLP([4, 8, 2], activation="tanh", backend=backend, seed=0)
+    h = net.fit(X, Y, loss="mse", optimizer="adam", lr=0.05, batch_size=None, epochs=400, validation_split=0.2,
+                early_stopping=True, patience=3, min_delta=1.0)
+    assert h.stop_reason.startswith("early_stopping") and "for 3 epochs (best epoch 1)" in h.stop_reason
+    assert h.epochs == len(h.val_loss) == 4
+
+
+def test_batch_size_names_the_argument():
+    X, Y = _full_batch_problem()
+    net = pynet.MLP([4, 2], backend="numpy")
+    with pytest.raises(ValueError, match="batch_size: expected an integer, None or 'full', got 'all'"):
+        net.fit(X, Y, batch_size="all")
+    with pytest.raises(ValueError, match="batch_size: 91 is larger than the 90 training rows"):
+        net.fit(X, Y, batch_size=91)
+    with pytest.raises(ValueError, match="batch_size: must be >= 1"):
+        net.fit(X, Y, batch_size=0)
+
+
+def test_standardisation_statistics_and_inputs():
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((3000, 40)) * rng.uniform(0.1, 50, 40) + rng.uniform(-1e3, 1e3, 40)).astype(np.float32)
+    X[:, 7] = 2.5  # a constant column gets scale 1
+    before = X.copy()
+    net = pynet.MLP([40, 3, 1], backend="numpy", standardize=True)
+    net.fit(X, rng.standard_normal(3000), epochs=1, loss="mse", lr=1e-3)
+    X64 = X.astype(np.float64)
+    assert np.allclose(net.mean_, X64.mean(axis=0), rtol=1e-5, atol=0)
+    std = X64.std(axis=0)
+    std[7] = 1.0
+    assert np.allclose(net.scale_, std, rtol=1e-5, atol=0) and net.scale_[7] == 1.0
+    assert net.mean_.dtype == net.scale_.dtype == np.float32
+    assert np.array_equal(net._inputs(X), (X - net.mean_) / net.scale_)  # what fit and predict feed the kernels
+    assert np.array_equal(X, before)  # the caller's X is never modified
