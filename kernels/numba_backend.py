@@ -754,6 +754,312 @@ def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, th):
         _gemm(dZ, _rt(False), W, _rt(True), dX, db, _rt(False), _rt(-1), Ap, Bp, th)
 
 
+# --------------------------------------------------------------------------- elementwise math
+# exp, expm1, log, log1p, tanh, sigmoid and softplus as branch-free scalar code, so that a plain loop over
+# a contiguous array that calls them vectorises (LLVM inlines them; libm calls kept every such loop
+# scalar). Range reduction and a polynomial, exponents through _bits/_unbits, selects instead of
+# branches, every division through _div. Accuracy: contract.MATH_ULP (tests/test_math_accuracy.py).
+# The polynomials are weighted minimax fits (Remez exchange in 50-digit arithmetic, tools/fit_math.py);
+# each one's own error is below 0.25 ulp of its dtype, so the rounding of the few operations around it
+# dominates. Each function is an overload with one implementation per dtype (its constants and
+# polynomial degree): compiled once per dtype, inlined by LLVM at every call site.
+@intrinsic
+def _div(typingctx, a, b):
+    """a / b as one IEEE division. Numba's Python error model tests the divisor and raises
+    ZeroDivisionError, a branch that keeps the loop around it from vectorising; these callers want the
+    IEEE result (±inf, NaN), or never divide by zero."""
+    def codegen(context, builder, signature, args):
+        return builder.fdiv(*args)
+    return a(a, b), codegen
+
+
+def _math_constants(dt):
+    f, i = (np.float32, np.int32) if dt == types.float32 else (np.float64, np.int64)
+    mant, bias = (23, 127) if f is np.float32 else (52, 1023)
+    ln2hi, ln2lo = ((0.6931471824645996, -1.904654299957767878542e-9) if f is np.float32 else
+                    (0.6931471805599453, 2.319046813846299615495e-17))
+    k = dict(F=f, I=i, MANT=i(mant), BIAS=i(bias), ZERO=f(0), HALF=f(0.5), ONE=f(1), TWO=f(2),
+             INF=f(np.inf), NINF=f(-np.inf), NAN=f(np.nan), SIGN=i(np.iinfo(i).min),
+             # exp: x = n·ln2 + r, n = round(x·log2e) read off SHIFT + x·log2e (ulp 1 there)
+             SHIFT=f(1.5 * 2.0 ** mant), SHIFT_BITS=f(1.5 * 2.0 ** mant).view(i),
+             LOG2E=f(1.442695040888963407359925), NLN2HI=f(-ln2hi), NLN2LO=f(-ln2lo), LN2HI=f(ln2hi),
+             LN2LO=f(ln2lo),
+             # log: w = 2^k·m, m in [√½, √2)
+             SQRTH_BITS=f(0.7071067811865475244008444).view(i), MASK=i((1 << mant) - 1),
+             TINY=f(np.finfo(f).tiny), TWO_MANT=f(2.0 ** mant))
+    if f is np.float32:
+        # exp: below -104 the result is under half the smallest subnormal; above 89 it overflows.
+        # expm1 is -1 (rounded) below -20, tanh is ±1 beyond 10.
+        k.update(EXP_LO=f(-104), EXP_HI=f(89), EXPM1_LO=f(-20), TANH_HI=f(10))
+        # e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2, weighted for the relative error of e^r − 1: 1.3e-8
+        k["P"] = tuple(f(c) for c in (0.001388679925462888588539, 0.008366382519482767636363,
+                                       0.04166710522514189873069, 0.1666654506546839007531,
+                                       0.4999999866139696692692))
+        # log(1+f) = 2·atanh(s) = 2s + s·z·Q(z), z = s² ≤ 0.0295, weighted for its relative error: 8.1e-10
+        k["Q"] = tuple(f(c) for c in (0.2987172910262911303339, 0.399775415296583816168,
+                                       0.6666677638195568422657))
+    else:
+        k.update(EXP_LO=f(-746), EXP_HI=f(710), EXPM1_LO=f(-40), TANH_HI=f(20))
+        # as above: 2.4e-17 and 1.2e-18
+        k["P"] = tuple(f(c) for c in (2.504635842454841265404e-8, 2.76224142428903133936e-7,
+                                       0.000002755742400352011811182, 0.00002480151580066001763399,
+                                       0.0001984126971002686173386, 0.001388888892105465148556,
+                                       0.008333333333388362016212, 0.04166666666661788055482,
+                                       0.1666666666666660136464, 0.5000000000000000238991))
+        k["Q"] = tuple(f(c) for c in (0.1479595125862921053091, 0.1531405040487358994081,
+                                       0.1818356433152840569136, 0.2222219857308745937367,
+                                       0.2857142874238849621465, 0.399999999994146747797,
+                                       0.6666666666666734412709))
+    return k
+
+
+_MC = {}
+
+
+def _mc(x):
+    """The math constants for x's type (a float32 or float64 scalar type)."""
+    key = types.unliteral(x)
+    if key not in _MC:
+        _MC[key] = _math_constants(key)
+    return _MC[key]
+
+
+_OL = {"jit_options": {"cache": True}}
+
+
+@njit(**_JIT)
+def _poly(x, c):
+    """c[0]·x^(n−1) + … + c[n−1] by Horner's rule with FMAs (c a constant tuple: the loop unrolls)."""
+    p = c[0]
+    for i in range(1, len(c)):
+        p = _fma(p, x, c[i])
+    return p
+
+
+def _exp_parts(x):
+    """(q, n) with e^x = 2^n·(1 + q) and q = e^r − 1 to a relative 1e-8 / 2e-17; x already clamped."""
+
+
+@overload(_exp_parts, **_OL)
+def _exp_parts_ol(x):
+    K = _mc(x)
+    I, LOG2E, SHIFT, SB, NHI, NLO, P = K["I"], K["LOG2E"], K["SHIFT"], K["SHIFT_BITS"], K["NLN2HI"], K["NLN2LO"], K["P"]
+
+    def impl(x):
+        z = _fma(x, LOG2E, SHIFT)        # SHIFT + round(x·log2e)
+        nf = z - SHIFT
+        r = _fma(nf, NHI, x)             # Cody–Waite: x − n·ln2 in two steps (n = 0: r = x exactly)
+        r = _fma(nf, NLO, r)
+        return _fma(r * r, _poly(r, P), r), I(_bits(z) - SB)
+    return impl
+
+
+def _pow2(n, like):
+    """2^n in like's type, for n in the normal exponent range."""
+
+
+@overload(_pow2, **_OL)
+def _pow2_ol(n, like):
+    K = _mc(like)
+    I, BIAS, MANT = K["I"], K["BIAS"], K["MANT"]
+
+    def impl(n, like):
+        return _unbits(I((n + BIAS) << MANT))
+    return impl
+
+
+def _expm1_core(x):
+    """e^x − 1 for x in [EXPM1_LO, EXP_HI]."""
+
+
+@overload(_expm1_core, **_OL)
+def _expm1_core_ol(x):
+    K = _mc(x)
+    I, HALF, TWO = K["I"], K["HALF"], K["TWO"]
+
+    def impl(x):
+        q, n = _exp_parts(x)
+        # 2^n·q + (2^n − 1), one rounding (the FMA), halved so that 2^(n−1) exists up to n = 128/1024;
+        # doubling is exact (or overflows, as it should). n = 0: q itself, relative accuracy near 0.
+        s = _pow2(I(n - 1), x)
+        return TWO * _fma(s, q, s - HALF)
+    return impl
+
+
+def _vexp(x):
+    """e^x (NaN → NaN, −inf → 0, +inf and overflow → inf, results below the normal range may flush)."""
+
+
+@overload(_vexp, **_OL)
+def _vexp_ol(x):
+    K = _mc(x)
+    I, LO, HI, ONE = K["I"], K["EXP_LO"], K["EXP_HI"], K["ONE"]
+
+    def impl(x):
+        x = LO if x < LO else x          # NaN passes both clamps
+        x = HI if x > HI else x
+        q, n = _exp_parts(x)
+        h = I(n >> 1)                    # 2^n in two halves: both factors are normal numbers
+        return (ONE + q) * _pow2(h, x) * _pow2(I(n - h), x)
+    return impl
+
+
+def _vexpm1(x):
+    """e^x − 1."""
+
+
+@overload(_vexpm1, **_OL)
+def _vexpm1_ol(x):
+    K = _mc(x)
+    LO, HI = K["EXPM1_LO"], K["EXP_HI"]
+
+    def impl(x):
+        x = LO if x < LO else x
+        x = HI if x > HI else x
+        return _expm1_core(x)
+    return impl
+
+
+def _vtanh(x):
+    """tanh x = sign(x)·e/(e + 2), e = e^(2|x|) − 1 (|x| clamped where tanh is ±1 in this dtype)."""
+
+
+@overload(_vtanh, **_OL)
+def _vtanh_ol(x):
+    K = _mc(x)
+    I, HI, TWO, SIGN = K["I"], K["TANH_HI"], K["TWO"], K["SIGN"]
+
+    def impl(x):
+        a = abs(x)
+        a = HI if a > HI else a
+        e = _expm1_core(a + a)
+        t = _div(e, e + TWO)             # the error of e is damped: ∂log t/∂log e = 2/(e + 2) ≤ 1
+        return _unbits(I(_bits(t) | (_bits(x) & SIGN)))   # x's sign (Numba widens int32 ops)
+    return impl
+
+
+def _vsigmoid(z):
+    """σ(z) = 1/(1 + e^−z), as (z ≥ 0 ? 1 : e)/(1 + e) with e = e^−|z| (never overflows)."""
+
+
+@overload(_vsigmoid, **_OL)
+def _vsigmoid_ol(z):
+    K = _mc(z)
+    ZERO, ONE = K["ZERO"], K["ONE"]
+
+    def impl(z):
+        e = _vexp(-abs(z))
+        return _div(ONE if z >= ZERO else e, ONE + e)
+    return impl
+
+
+def _logc(w, c):
+    """log(w) + c, c a correction far below ulp(log w); w = 0 → −inf, w < 0 → NaN, +inf and NaN → w."""
+
+
+@overload(_logc, **_OL)
+def _logc_ol(w, c):
+    K = _mc(w)
+    F, I, MANT, SQ, MASK, Q = K["F"], K["I"], K["MANT"], K["SQRTH_BITS"], K["MASK"], K["Q"]
+    TINY, SCALE, ZERO, HALF, ONE, TWO = K["TINY"], K["TWO_MANT"], K["ZERO"], K["HALF"], K["ONE"], K["TWO"]
+    HI, LO, INF, NINF, NAN = K["LN2HI"], K["LN2LO"], K["INF"], K["NINF"], K["NAN"]
+
+    def impl(w, c):
+        sub = w < TINY                   # subnormal (or ≤ 0, replaced below): scaled into the normal range
+        v = w * SCALE if sub else w
+        t = I(_bits(v) - SQ)             # w = 2^k·m with m in [√½, √2): k and m off the bits
+        k = I(t >> MANT) - (MANT if sub else 0)
+        f = _unbits(I((t & MASK) + SQ)) - ONE
+        # log(1 + f) = 2s + s·z·Q(z), s = f/(2 + f), z = s²; as f − (f²/2 − s·(f²/2 + z·Q)) (2s = f − s·f)
+        # so that f, exact, is the leading term
+        s = _div(f, TWO + f)
+        z = s * s
+        hfsq = HALF * f * f
+        kf = F(I(k))
+        lo = _fma(s, _fma(z, _poly(z, Q), hfsq), _fma(kf, LO, c))
+        y = _fma(kf, HI, f - (hfsq - lo))
+        y = NINF if w == ZERO else y
+        y = NAN if w < ZERO else y
+        return y if w < INF else w
+    return impl
+
+
+def _vlog(x):
+    """log x (0 → −inf, negative → NaN)."""
+
+
+@overload(_vlog, **_OL)
+def _vlog_ol(x):
+    ZERO = _mc(x)["ZERO"]
+
+    def impl(x):
+        return _logc(x, ZERO)
+    return impl
+
+
+def _vlog1p(x):
+    """log(1 + x) = log(w) + (x − (w − 1))/w, w = 1 + x rounded (the second term restores what the
+    rounding of w lost; exact numerator: w − 1 is exact, then x − (w − 1) by Sterbenz)."""
+
+
+@overload(_vlog1p, **_OL)
+def _vlog1p_ol(x):
+    ONE = _mc(x)["ONE"]
+
+    def impl(x):
+        w = ONE + x
+        return _logc(w, _div(x - (w - ONE), w))
+    return impl
+
+
+def _vsoftplus(z):
+    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), finite for every finite z."""
+
+
+@overload(_vsoftplus, **_OL)
+def _vsoftplus_ol(z):
+    ZERO = _mc(z)["ZERO"]
+
+    def impl(z):
+        return (z if z > ZERO else ZERO) + _vlog1p(_vexp(-abs(z)))
+    return impl
+
+
+@njit(inline="always", **_JIT)
+def _math_loops(fn, X, Y):
+    n = X.shape[0]
+    if fn == M_EXP:
+        for i in range(n):
+            Y[i] = _vexp(X[i])
+    elif fn == M_EXPM1:
+        for i in range(n):
+            Y[i] = _vexpm1(X[i])
+    elif fn == M_LOG:
+        for i in range(n):
+            Y[i] = _vlog(X[i])
+    elif fn == M_LOG1P:
+        for i in range(n):
+            Y[i] = _vlog1p(X[i])
+    elif fn == M_TANH:
+        for i in range(n):
+            Y[i] = _vtanh(X[i])
+    elif fn == M_SIGMOID:
+        for i in range(n):
+            Y[i] = _vsigmoid(X[i])
+    else:
+        for i in range(n):
+            Y[i] = _vsoftplus(X[i])
+
+
+@njit(**_JIT)
+def _math(fn, X, Y):
+    """Y = f(X) for f = MATH[fn] (Y may be X: see :func:`_act_forward`)."""
+    if X.ctypes.data == Y.ctypes.data:
+        _math_loops(fn, Y, Y)
+    else:
+        _math_loops(fn, X, Y)
+
+
 # --------------------------------------------------------------------------- activations
 @njit(**_JIT)
 def _sigmoid1(z):
@@ -761,28 +1067,6 @@ def _sigmoid1(z):
     one = _as(1, z)
     e = np.exp(-abs(z))
     return (one if z >= 0 else e) / (one + e)
-
-
-@njit(**_JIT)
-def _math(fn, X, Y):
-    """Y = f(X) for f = MATH[fn] (Y may be X)."""
-    zero = _as(0, X)
-    for i in range(X.shape[0]):
-        v = X[i]
-        if fn == M_EXP:
-            Y[i] = np.exp(v)
-        elif fn == M_EXPM1:
-            Y[i] = np.expm1(v)
-        elif fn == M_LOG:
-            Y[i] = np.log(v) if v >= zero else np.nan
-        elif fn == M_LOG1P:
-            Y[i] = np.log1p(v) if v >= -1 else np.nan
-        elif fn == M_TANH:
-            Y[i] = np.tanh(v)
-        elif fn == M_SIGMOID:
-            Y[i] = _sigmoid1(v)
-        else:
-            Y[i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
 
 
 @njit(inline="always", **_JIT)
