@@ -13,7 +13,13 @@ Design notes (why, not what)
   explicitly: every k term is one fused multiply-add, summed in k order, which only changes the rounding
   of each product (the reference's BLAS uses yet another order) and stays far inside the contract's
   tolerance. No ``nnan``/``ninf`` anywhere: a non-finite loss must still be seen as such. Activations,
-  losses and optimizers run in the array's own dtype, mirroring the reference step by step.
+  losses and optimizers run in the array's own dtype, following the reference's formulas.
+* Elementwise math (exp, expm1, log, log1p, tanh, sigmoid, softplus: :func:`_vexp` and the rest) is this
+  file's own branch-free scalar code (range reduction, fitted polynomial, selects, exponents through
+  ``_bits``), not libm: LLVM inlines it and vectorises the plain loops that call it, where a libm call
+  kept each loop scalar. It is within contract.MATH_ULP, so activations and cross-entropies match the
+  reference (libm) within tolerance, not bit for bit. Elementwise kernels loop over the whole C array as
+  one row (layer rows are narrower than a few vectors); sums stay in row order, serial.
 * GEMM: one routine, ``_gemm(A, ta, B, tb, C, …)`` on C-contiguous operands with transpose flags, so one
   specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. The micro-kernel keeps a 6×16
   (float32) block of C in twelve ymm registers across the k loop (``vbroadcastss`` + ``vfmadd231ps``,
@@ -1061,132 +1067,110 @@ def _math(fn, X, Y):
 
 
 # --------------------------------------------------------------------------- activations
-@njit(**_JIT)
-def _sigmoid1(z):
-    # split by sign so that exp never overflows (as the reference)
-    one = _as(1, z)
-    e = np.exp(-abs(z))
-    return (one if z >= 0 else e) / (one + e)
-
-
 @njit(inline="always", **_JIT)
-def _act_forward_rows(act, Z, A):
-    # the activation is chosen outside the row loop: a branch inside it kept Numba's reference-count
-    # pruning from removing an NRT incref/decref pair per row view (seen in perf)
-    n, m = Z.shape
-    zero = _as(0, Z)
+def _act_forward_flat(act, z, a):
+    # over the whole array as one row (C-contiguous): a hidden layer's rows (4 to 32 wide) are too short
+    # for vector loops of 8 to 16 lanes with a scalar remainder. One loop per activation, each a plain
+    # vectorisable loop.
+    zero = _as(0, z)
+    n = z.shape[0]
     if act == IDENTITY:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                a[j] = z[j]
+        for j in range(n):
+            a[j] = z[j]
     elif act == RELU:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                v = z[j]
-                a[j] = zero if v < zero else v
+        for j in range(n):
+            v = z[j]
+            a[j] = zero if v < zero else v
     elif act == SOFTPLUS:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                v = z[j]
-                a[j] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+        for j in range(n):
+            a[j] = _vsoftplus(z[j])
     elif act == SIGMOID:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                a[j] = _sigmoid1(z[j])
+        for j in range(n):
+            a[j] = _vsigmoid(z[j])
     elif act == TANH:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                a[j] = np.tanh(z[j])
+        for j in range(n):
+            a[j] = _vtanh(z[j])
 
 
 @njit(**_JIT)
 def _act_forward(act, Z, A):
     """A = f(Z) elementwise on 2-D C arrays (A may be Z)."""
+    a = A.reshape(A.size)
     if Z.ctypes.data == A.ctypes.data:
         # in place: the loops (inlined) read and write one array, so LLVM vectorises them without a
         # runtime overlap check, which fails for an exact alias and falls back to scalar code (~8x slower)
-        _act_forward_rows(act, A, A)
+        _act_forward_flat(act, a, a)
     else:
-        _act_forward_rows(act, Z, A)
+        _act_forward_flat(act, Z.reshape(Z.size), a)
 
 
 @njit(inline="always", **_JIT)
-def _act_backward_rows(act, A, dA, dZ):
-    n, m = A.shape
-    one = _as(1, A)
-    zero = _as(0, A)
+def _act_backward_flat(act, a, d, o):
+    n = a.shape[0]
+    one = _as(1, a)
+    zero = _as(0, a)
     if act == IDENTITY:
-        for i in range(n):
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j]
+        for j in range(n):
+            o[j] = d[j]
     elif act == RELU:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * (one if a[j] > zero else zero)
+        for j in range(n):
+            o[j] = d[j] * (one if a[j] > zero else zero)
     elif act == SOFTPLUS:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * -np.expm1(-a[j])
+        for j in range(n):
+            o[j] = d[j] * -_vexpm1(-a[j])      # σ(z) = 1 − e^−A
     elif act == SIGMOID:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * (a[j] * (one - a[j]))
+        for j in range(n):
+            o[j] = d[j] * (a[j] * (one - a[j]))
     elif act == TANH:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * (one - a[j] * a[j])
+        for j in range(n):
+            o[j] = d[j] * (one - a[j] * a[j])
 
 
 @njit(**_JIT)
 def _act_backward(act, A, dA, dZ):
     """dZ = dA ⊙ f′ from the output A (dZ may be dA; in place, as :func:`_act_forward`)."""
+    o = dZ.reshape(dZ.size)
     if dA.ctypes.data == dZ.ctypes.data:
-        _act_backward_rows(act, A, dZ, dZ)
+        _act_backward_flat(act, A.reshape(A.size), o, o)
     else:
-        _act_backward_rows(act, A, dA, dZ)
+        _act_backward_flat(act, A.reshape(A.size), dA.reshape(dA.size), o)
+
+
+@njit(**_JIT)
+def _exp_inplace(x):
+    """x = e^x over a 1-D array (one flat loop: softmax rows are often shorter than a vector)."""
+    for t in range(x.shape[0]):
+        x[t] = _vexp(x[t])
+
+
+@njit(**_JIT)
+def _shift_rows(Z, D):
+    """D = Z − max of its row."""
+    n, k = Z.shape
+    for i in range(n):
+        z = Z[i]
+        d = D[i]
+        mx = z[0]
+        for j in range(1, k):
+            if z[j] > mx:
+                mx = z[j]
+        for j in range(k):
+            d[j] = z[j] - mx
 
 
 @njit(**_JIT)
 def _softmax(Z, P):
     n, k = Z.shape
+    _shift_rows(Z, P)
+    _exp_inplace(P.reshape(P.size))
     for i in range(n):
-        z = Z[i]
         p = P[i]
-        mx = z[0]
-        for j in range(1, k):
-            if z[j] > mx:
-                mx = z[j]
         s = 0.0
-        for j in range(k):
-            p[j] = np.exp(z[j] - mx)
+        for j in range(k):                  # in order (a float sum does not vectorise without fastmath)
             s += p[j]
         ss = _as(s, p)
         for j in range(k):
-            p[j] = p[j] / ss
+            p[j] = _div(p[j], ss)
 
 
 @njit(**_JIT)
@@ -1227,6 +1211,8 @@ def _softmax_ce(Z, Y, sw, has_sw, dZ):
     n, k = Z.shape
     one = _as(1, Z)
     tot = _as(_wsum(sw, has_sw, n), Z)
+    _shift_rows(Z, dZ)
+    _exp_inplace(dZ.reshape(dZ.size))       # e^(z − max), vectorised across rows
     loss = 0.0
     for i in range(n):
         z = Z[i]
@@ -1239,13 +1225,14 @@ def _softmax_ce(Z, Y, sw, has_sw, dZ):
                 mx = z[j]
         s = 0.0
         for j in range(k):
-            s += np.exp(z[j] - mx)
-        lse = np.log(_as(s, z))
+            s += d[j]
+        ss = _as(s, z)
+        lse = _vlog(ss)
         row = 0.0
         for j in range(k):
-            lp = (z[j] - mx) - lse
-            row += y[j] * lp
-            d[j] = (np.exp(lp) - y[j]) * wn
+            row += y[j] * ((z[j] - mx) - lse)
+        for j in range(k):
+            d[j] = (_div(d[j], ss) - y[j]) * wn
         loss -= wn * row
     return loss
 
@@ -1255,22 +1242,28 @@ def _sigmoid_bce(Z, Y, sw, has_sw, dZ):
     """L = Σ w_i mean_j(softplus(Z) − Y·Z) / Σw;  dZ = w_i (σ(Z) − Y) / (k Σw)."""
     n, k = Z.shape
     one = _as(1, Z)
-    zero = _as(0, Z)
     kk = _as(k, Z)
     tot = _as(_wsum(sw, has_sw, n), Z)
+    z = Z.reshape(Z.size)
+    y = Y.reshape(Y.size)
+    d = dZ.reshape(dZ.size)
+    # flat vectorised passes (rows are often a single output) with dZ as scratch for the loss terms,
+    # then the row sums in order
+    for t in range(z.shape[0]):
+        v = z[t]
+        d[t] = _vsoftplus(v) - y[t] * v
     loss = 0.0
     for i in range(n):
-        z = Z[i]
-        y = Y[i]
-        d = dZ[i]
-        wn = _wrow(sw, has_sw, i, one) / tot
-        wk = wn / kk
         row = 0.0
-        for j in range(k):
-            v = z[j]
-            row += ((v if v > zero else zero) + np.log1p(np.exp(-abs(v)))) - y[j] * v
-            d[j] = (_sigmoid1(v) - y[j]) * wk
-        loss += wn * row
+        for j in range(i * k, i * k + k):
+            row += d[j]
+        loss += (_wrow(sw, has_sw, i, one) / tot) * row
+    for t in range(z.shape[0]):
+        d[t] = _vsigmoid(z[t]) - y[t]
+    for i in range(n):
+        wk = (_wrow(sw, has_sw, i, one) / tot) / kk
+        for j in range(i * k, i * k + k):
+            d[j] *= wk
     return loss / k
 
 
