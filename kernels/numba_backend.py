@@ -792,7 +792,7 @@ def _math_constants(dt):
              LN2LO=f(ln2lo),
              # log: w = 2^k·m, m in [√½, √2)
              SQRTH_BITS=f(0.7071067811865475244008444).view(i), MASK=i((1 << mant) - 1),
-             TINY=f(np.finfo(f).tiny), TWO_MANT=f(2.0 ** mant))
+             TINY=f(np.finfo(f).tiny), TWO_MANT=f(2.0 ** mant), SQRT2=f(1.414213562373095048801689))
     if f is np.float32:
         # exp: below -104 the result is under half the smallest subnormal; above 89 it overflows.
         # expm1 is -1 (rounded) below -20, tanh is ±1 beyond 10.
@@ -959,6 +959,26 @@ def _vsigmoid_ol(z):
     return impl
 
 
+def _log_reduced(f, kf, c):
+    """k·ln2 + log(1 + f) + c for f in [√½ − 1, √2 − 1] (exact), kf = k as a float, c far below the ulp."""
+
+
+@overload(_log_reduced, **_OL)
+def _log_reduced_ol(f, kf, c):
+    K = _mc(f)
+    Q, HALF, TWO, HI, LO = K["Q"], K["HALF"], K["TWO"], K["LN2HI"], K["LN2LO"]
+
+    def impl(f, kf, c):
+        # log(1 + f) = 2s + s·z·Q(z), s = f/(2 + f), z = s²; as f − (f²/2 − s·(f²/2 + z·Q)) (2s = f − s·f)
+        # so that f, exact, is the leading term
+        s = _div(f, TWO + f)
+        z = s * s
+        hfsq = HALF * f * f
+        lo = _fma(s, _fma(z, _poly(z, Q), hfsq), _fma(kf, LO, c))
+        return _fma(kf, HI, f - (hfsq - lo))
+    return impl
+
+
 def _logc(w, c):
     """log(w) + c, c a correction far below ulp(log w); w = 0 → −inf, w < 0 → NaN, +inf and NaN → w."""
 
@@ -966,9 +986,9 @@ def _logc(w, c):
 @overload(_logc, **_OL)
 def _logc_ol(w, c):
     K = _mc(w)
-    F, I, MANT, SQ, MASK, Q = K["F"], K["I"], K["MANT"], K["SQRTH_BITS"], K["MASK"], K["Q"]
-    TINY, SCALE, ZERO, HALF, ONE, TWO = K["TINY"], K["TWO_MANT"], K["ZERO"], K["HALF"], K["ONE"], K["TWO"]
-    HI, LO, INF, NINF, NAN = K["LN2HI"], K["LN2LO"], K["INF"], K["NINF"], K["NAN"]
+    F, I, MANT, SQ, MASK = K["F"], K["I"], K["MANT"], K["SQRTH_BITS"], K["MASK"]
+    TINY, SCALE, ZERO, ONE = K["TINY"], K["TWO_MANT"], K["ZERO"], K["ONE"]
+    INF, NINF, NAN = K["INF"], K["NINF"], K["NAN"]
 
     def impl(w, c):
         sub = w < TINY                   # subnormal (or ≤ 0, replaced below): scaled into the normal range
@@ -976,14 +996,7 @@ def _logc_ol(w, c):
         t = I(_bits(v) - SQ)             # w = 2^k·m with m in [√½, √2): k and m off the bits
         k = I(t >> MANT) - (MANT if sub else 0)
         f = _unbits(I((t & MASK) + SQ)) - ONE
-        # log(1 + f) = 2s + s·z·Q(z), s = f/(2 + f), z = s²; as f − (f²/2 − s·(f²/2 + z·Q)) (2s = f − s·f)
-        # so that f, exact, is the leading term
-        s = _div(f, TWO + f)
-        z = s * s
-        hfsq = HALF * f * f
-        kf = F(I(k))
-        lo = _fma(s, _fma(z, _poly(z, Q), hfsq), _fma(kf, LO, c))
-        y = _fma(kf, HI, f - (hfsq - lo))
+        y = _log_reduced(f, F(I(k)), c)
         y = NINF if w == ZERO else y
         y = NAN if w < ZERO else y
         return y if w < INF else w
@@ -1018,6 +1031,27 @@ def _vlog1p_ol(x):
     return impl
 
 
+def _log1p_unit(e):
+    """log(1 + e) for 0 ≤ e ≤ 1: :func:`_vlog1p` without the special cases and the divisions but one."""
+
+
+@overload(_log1p_unit, **_OL)
+def _log1p_unit_ol(e):
+    K = _mc(e)
+    ZERO, HALF, ONE, SQRT2 = K["ZERO"], K["HALF"], K["ONE"], K["SQRT2"]
+
+    def impl(e):
+        w = ONE + e                      # in [1, 2]: k = 0 or 1
+        big = w > SQRT2
+        f = (w * HALF if big else w) - ONE
+        # (e − (w − 1))/w, the part of e that w lost, is below half an ulp of w: 1/w = 2^−k/(1 + f) to a
+        # relative f³ (1 − f + f²) is plenty, and saves log1p's second division
+        inv = _fma(f, f - ONE, ONE)
+        c = (e - (w - ONE)) * (inv * HALF if big else inv)
+        return _log_reduced(f, ONE if big else ZERO, c)
+    return impl
+
+
 def _vsoftplus(z):
     """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), finite for every finite z."""
 
@@ -1027,7 +1061,8 @@ def _vsoftplus_ol(z):
     ZERO = _mc(z)["ZERO"]
 
     def impl(z):
-        return (z if z > ZERO else ZERO) + _vlog1p(_vexp(-abs(z)))
+        # NaN: the max (z, as NaN ≤ 0 is false) carries it, whatever _log1p_unit makes of it
+        return (ZERO if z <= ZERO else z) + _log1p_unit(_vexp(-abs(z)))
     return impl
 
 
