@@ -768,7 +768,8 @@ def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, th):
 # The polynomials are weighted minimax fits (Remez exchange in 50-digit arithmetic, tools/fit_math.py);
 # each one's own error is below 0.25 ulp of its dtype, so the rounding of the few operations around it
 # dominates. Each function is an overload with one implementation per dtype (its constants and
-# polynomial degree): compiled once per dtype, inlined by LLVM at every call site.
+# polynomial degree), inlined by Numba (inline="always"): left to LLVM's inliner, the float64 softplus
+# stayed a call (too big) and its loop scalar (tests/test_numba_backend.py checks every function).
 @intrinsic
 def _div(typingctx, a, b):
     """a / b as one IEEE division. Numba's Python error model tests the divisor and raises
@@ -830,10 +831,10 @@ def _mc(x):
     return _MC[key]
 
 
-_OL = {"jit_options": {"cache": True}}
+_OL = {"inline": "always", "jit_options": {"cache": True}}
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _poly(x, c):
     """c[0]·x^(n−1) + … + c[n−1] by Horner's rule with FMAs (c a constant tuple: the loop unrolls)."""
     p = c[0]
@@ -849,7 +850,8 @@ def _exp_parts(x):
 @overload(_exp_parts, **_OL)
 def _exp_parts_ol(x):
     K = _mc(x)
-    I, LOG2E, SHIFT, SB, NHI, NLO, P = K["I"], K["LOG2E"], K["SHIFT"], K["SHIFT_BITS"], K["NLN2HI"], K["NLN2LO"], K["P"]
+    I, LOG2E, SHIFT, SB, P = K["I"], K["LOG2E"], K["SHIFT"], K["SHIFT_BITS"], K["P"]
+    NHI, NLO = K["NLN2HI"], K["NLN2LO"]
 
     def impl(x):
         z = _fma(x, LOG2E, SHIFT)        # SHIFT + round(x·log2e)
