@@ -768,8 +768,9 @@ def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, th):
 # The polynomials are weighted minimax fits (Remez exchange in 50-digit arithmetic, tools/fit_math.py);
 # each one's own error is below 0.25 ulp of its dtype, so the rounding of the few operations around it
 # dominates. Each function is an overload with one implementation per dtype (its constants and
-# polynomial degree), inlined by Numba (inline="always"): left to LLVM's inliner, the float64 softplus
-# stayed a call (too big) and its loop scalar (tests/test_numba_backend.py checks every function).
+# polynomial degree), compiled once per dtype and inlined by LLVM where it is called; every function
+# inlines and vectorises in a plain loop (tests/test_numba_backend.py checks it per dtype). Numba's own
+# inlining (inline="always") made the same code take six times as long to compile.
 @intrinsic
 def _div(typingctx, a, b):
     """a / b as one IEEE division. Numba's Python error model tests the divisor and raises
@@ -780,12 +781,23 @@ def _div(typingctx, a, b):
     return a(a, b), codegen
 
 
+@intrinsic
+def _select(typingctx, c, a, b):
+    """c ? a : b as one LLVM select of two computed values: no branch for LLVM to flatten first, and no
+    Numba IR phi (Numba's IR checks warn about those in an inlined function)."""
+    ty = types.unliteral(a)
+
+    def codegen(context, builder, signature, args):
+        return builder.select(args[0], args[1], context.cast(builder, args[2], signature.args[2], ty))
+    return ty(types.boolean, ty, b), codegen
+
+
 def _math_constants(dt):
     f, i = (np.float32, np.int32) if dt == types.float32 else (np.float64, np.int64)
     mant, bias = (23, 127) if f is np.float32 else (52, 1023)
     ln2hi, ln2lo = ((0.6931471824645996, -1.904654299957767878542e-9) if f is np.float32 else
                     (0.6931471805599453, 2.319046813846299615495e-17))
-    k = dict(F=f, I=i, MANT=i(mant), BIAS=i(bias), ZERO=f(0), HALF=f(0.5), ONE=f(1), TWO=f(2),
+    k = dict(F=f, I=i, MANT=i(mant), BIAS=i(bias), IZERO=i(0), ZERO=f(0), HALF=f(0.5), ONE=f(1), TWO=f(2),
              INF=f(np.inf), NINF=f(-np.inf), NAN=f(np.nan), SIGN=i(np.iinfo(i).min),
              # exp: x = n·ln2 + r, n = round(x·log2e) read off SHIFT + x·log2e (ulp 1 there)
              SHIFT=f(1.5 * 2.0 ** mant), SHIFT_BITS=f(1.5 * 2.0 ** mant).view(i),
@@ -831,10 +843,10 @@ def _mc(x):
     return _MC[key]
 
 
-_OL = {"inline": "always", "jit_options": {"cache": True}}
+_OL = {"jit_options": {"cache": True}}
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _poly(x, c):
     """c[0]·x^(n−1) + … + c[n−1] by Horner's rule with FMAs (c a constant tuple: the loop unrolls)."""
     p = c[0]
@@ -904,8 +916,8 @@ def _vexp_ol(x):
     I, LO, HI, ONE = K["I"], K["EXP_LO"], K["EXP_HI"], K["ONE"]
 
     def impl(x):
-        x = LO if x < LO else x          # NaN passes both clamps
-        x = HI if x > HI else x
+        x = _select(x < LO, LO, x)       # NaN passes both clamps
+        x = _select(x > HI, HI, x)
         q, n = _exp_parts(x)
         h = I(n >> 1)                    # 2^n in two halves: both factors are normal numbers
         return (ONE + q) * _pow2(h, x) * _pow2(I(n - h), x)
@@ -922,8 +934,8 @@ def _vexpm1_ol(x):
     LO, HI = K["EXPM1_LO"], K["EXP_HI"]
 
     def impl(x):
-        x = LO if x < LO else x
-        x = HI if x > HI else x
+        x = _select(x < LO, LO, x)
+        x = _select(x > HI, HI, x)
         return _expm1_core(x)
     return impl
 
@@ -939,7 +951,7 @@ def _vtanh_ol(x):
 
     def impl(x):
         a = abs(x)
-        a = HI if a > HI else a
+        a = _select(a > HI, HI, a)
         e = _expm1_core(a + a)
         t = _div(e, e + TWO)             # the error of e is damped: ∂log t/∂log e = 2/(e + 2) ≤ 1
         return _unbits(I(_bits(t) | (_bits(x) & SIGN)))   # x's sign (Numba widens int32 ops)
@@ -957,7 +969,7 @@ def _vsigmoid_ol(z):
 
     def impl(z):
         e = _vexp(-abs(z))
-        return _div(ONE if z >= ZERO else e, ONE + e)
+        return _div(_select(z >= ZERO, ONE, e), ONE + e)
     return impl
 
 
@@ -989,19 +1001,19 @@ def _logc(w, c):
 def _logc_ol(w, c):
     K = _mc(w)
     F, I, MANT, SQ, MASK = K["F"], K["I"], K["MANT"], K["SQRTH_BITS"], K["MASK"]
-    TINY, SCALE, ZERO, ONE = K["TINY"], K["TWO_MANT"], K["ZERO"], K["ONE"]
+    TINY, SCALE, ZERO, ONE, IZERO = K["TINY"], K["TWO_MANT"], K["ZERO"], K["ONE"], K["IZERO"]
     INF, NINF, NAN = K["INF"], K["NINF"], K["NAN"]
 
     def impl(w, c):
         sub = w < TINY                   # subnormal (or ≤ 0, replaced below): scaled into the normal range
-        v = w * SCALE if sub else w
+        v = _select(sub, w * SCALE, w)
         t = I(_bits(v) - SQ)             # w = 2^k·m with m in [√½, √2): k and m off the bits
-        k = I(t >> MANT) - (MANT if sub else 0)
+        k = I(t >> MANT) - _select(sub, MANT, IZERO)
         f = _unbits(I((t & MASK) + SQ)) - ONE
         y = _log_reduced(f, F(I(k)), c)
-        y = NINF if w == ZERO else y
-        y = NAN if w < ZERO else y
-        return y if w < INF else w
+        y = _select(w == ZERO, NINF, y)
+        y = _select(w < ZERO, NAN, y)
+        return _select(w < INF, y, w)
     return impl
 
 
@@ -1045,12 +1057,12 @@ def _log1p_unit_ol(e):
     def impl(e):
         w = ONE + e                      # in [1, 2]: k = 0 or 1
         big = w > SQRT2
-        f = (w * HALF if big else w) - ONE
+        f = _select(big, w * HALF, w) - ONE
         # (e − (w − 1))/w, the part of e that w lost, is below half an ulp of w: 1/w = 2^−k/(1 + f) to a
         # relative f³ (1 − f + f²) is plenty, and saves log1p's second division
         inv = _fma(f, f - ONE, ONE)
-        c = (e - (w - ONE)) * (inv * HALF if big else inv)
-        return _log_reduced(f, ONE if big else ZERO, c)
+        c = (e - (w - ONE)) * _select(big, inv * HALF, inv)
+        return _log_reduced(f, _select(big, ONE, ZERO), c)
     return impl
 
 
@@ -1058,13 +1070,15 @@ def _vsoftplus(z):
     """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), finite for every finite z."""
 
 
-@overload(_vsoftplus, **_OL)
+# inlined by Numba, so that its two halves reach LLVM as two calls: as one function (both inlined into
+# it) the float64 softplus was too big for LLVM's inliner and its loop stayed scalar (28 ns an element)
+@overload(_vsoftplus, inline="always", **_OL)
 def _vsoftplus_ol(z):
     ZERO = _mc(z)["ZERO"]
 
     def impl(z):
         # NaN: the max (z, as NaN ≤ 0 is false) carries it, whatever _log1p_unit makes of it
-        return (ZERO if z <= ZERO else z) + _log1p_unit(_vexp(-abs(z)))
+        return _select(z <= ZERO, ZERO, z) + _log1p_unit(_vexp(-abs(z)))
     return impl
 
 
