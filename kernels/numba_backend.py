@@ -13,7 +13,13 @@ Design notes (why, not what)
   explicitly: every k term is one fused multiply-add, summed in k order, which only changes the rounding
   of each product (the reference's BLAS uses yet another order) and stays far inside the contract's
   tolerance. No ``nnan``/``ninf`` anywhere: a non-finite loss must still be seen as such. Activations,
-  losses and optimizers run in the array's own dtype, mirroring the reference step by step.
+  losses and optimizers run in the array's own dtype, following the reference's formulas.
+* Elementwise math (exp, expm1, log, log1p, tanh, sigmoid, softplus: :func:`_vexp` and the rest) is this
+  file's own branch-free scalar code (range reduction, fitted polynomial, selects, exponents through
+  ``_bits``), not libm: LLVM inlines it and vectorises the plain loops that call it, where a libm call
+  kept each loop scalar. It is within contract.MATH_ULP, so activations and cross-entropies match the
+  reference (libm) within tolerance, not bit for bit. Elementwise kernels loop over the whole C array as
+  one row (layer rows are narrower than a few vectors); sums stay in row order, serial.
 * GEMM: one routine, ``_gemm(A, ta, B, tb, C, …)`` on C-contiguous operands with transpose flags, so one
   specialisation per dtype serves Z = X·W, dW = Xᵀ·dZ and dX = dZ·Wᵀ. The micro-kernel keeps a 6×16
   (float32) block of C in twelve ymm registers across the k loop (``vbroadcastss`` + ``vfmadd231ps``,
@@ -754,155 +760,468 @@ def _dense_backward(X, W, dZ, dW, db, dX, want_dx, Ap, Bp, th):
         _gemm(dZ, _rt(False), W, _rt(True), dX, db, _rt(False), _rt(-1), Ap, Bp, th)
 
 
-# --------------------------------------------------------------------------- activations
+# --------------------------------------------------------------------------- elementwise math
+# exp, expm1, log, log1p, tanh, sigmoid and softplus as branch-free scalar code, so that a plain loop over
+# a contiguous array that calls them vectorises (LLVM inlines them; libm calls kept every such loop
+# scalar). Range reduction and a polynomial, exponents through _bits/_unbits, selects instead of
+# branches, every division through _div. Accuracy: contract.MATH_ULP (tests/test_math_accuracy.py).
+# The polynomials are weighted minimax fits (Remez exchange in 50-digit arithmetic, tools/fit_math.py);
+# each one's own error is below 0.25 ulp of its dtype, so the rounding of the few operations around it
+# dominates. Each function is an overload with one implementation per dtype (its constants and
+# polynomial degree), compiled once per dtype and inlined by LLVM where it is called; every function
+# inlines and vectorises in a plain loop (tests/test_numba_backend.py checks it per dtype). Numba's own
+# inlining (inline="always") made the same code take six times as long to compile.
+@intrinsic
+def _div(typingctx, a, b):
+    """a / b as one IEEE division. Numba's Python error model tests the divisor and raises
+    ZeroDivisionError, a branch that keeps the loop around it from vectorising; these callers want the
+    IEEE result (±inf, NaN), or never divide by zero."""
+    def codegen(context, builder, signature, args):
+        return builder.fdiv(*args)
+    return a(a, b), codegen
+
+
+@intrinsic
+def _select(typingctx, c, a, b):
+    """c ? a : b as one LLVM select of two computed values: no branch for LLVM to flatten first, and no
+    Numba IR phi (Numba's IR checks warn about those in an inlined function)."""
+    ty = types.unliteral(a)
+
+    def codegen(context, builder, signature, args):
+        return builder.select(args[0], args[1], context.cast(builder, args[2], signature.args[2], ty))
+    return ty(types.boolean, ty, b), codegen
+
+
+def _math_constants(dt):
+    f, i = (np.float32, np.int32) if dt == types.float32 else (np.float64, np.int64)
+    mant, bias = (23, 127) if f is np.float32 else (52, 1023)
+    ln2hi, ln2lo = ((0.6931471824645996, -1.904654299957767878542e-9) if f is np.float32 else
+                    (0.6931471805599453, 2.319046813846299615495e-17))
+    k = dict(F=f, I=i, MANT=i(mant), BIAS=i(bias), IZERO=i(0), ZERO=f(0), HALF=f(0.5), ONE=f(1), TWO=f(2),
+             INF=f(np.inf), NINF=f(-np.inf), NAN=f(np.nan), SIGN=i(np.iinfo(i).min),
+             # exp: x = n·ln2 + r, n = round(x·log2e) read off SHIFT + x·log2e (ulp 1 there)
+             SHIFT=f(1.5 * 2.0 ** mant), SHIFT_BITS=f(1.5 * 2.0 ** mant).view(i),
+             LOG2E=f(1.442695040888963407359925), NLN2HI=f(-ln2hi), NLN2LO=f(-ln2lo), LN2HI=f(ln2hi),
+             LN2LO=f(ln2lo),
+             # log: w = 2^k·m, m in [√½, √2)
+             SQRTH_BITS=f(0.7071067811865475244008444).view(i), MASK=i((1 << mant) - 1),
+             TINY=f(np.finfo(f).tiny), TWO_MANT=f(2.0 ** mant), SQRT2=f(1.414213562373095048801689))
+    if f is np.float32:
+        # exp: below -104 the result is under half the smallest subnormal; above 89 it overflows.
+        # expm1 is -1 (rounded) below -20, tanh is ±1 beyond 10.
+        k.update(EXP_LO=f(-104), EXP_HI=f(89), EXPM1_LO=f(-20), TANH_HI=f(10))
+        # e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2, weighted for the relative error of e^r − 1: 1.3e-8
+        k["P"] = tuple(f(c) for c in (0.001388679925462888588539, 0.008366382519482767636363,
+                                       0.04166710522514189873069, 0.1666654506546839007531,
+                                       0.4999999866139696692692))
+        # log(1+f) = 2·atanh(s) = 2s + s·z·Q(z), z = s² ≤ 0.0295, weighted for its relative error: 8.1e-10
+        k["Q"] = tuple(f(c) for c in (0.2987172910262911303339, 0.399775415296583816168,
+                                       0.6666677638195568422657))
+    else:
+        k.update(EXP_LO=f(-746), EXP_HI=f(710), EXPM1_LO=f(-40), TANH_HI=f(20))
+        # as above: 2.4e-17 and 1.2e-18
+        k["P"] = tuple(f(c) for c in (2.504635842454841265404e-8, 2.76224142428903133936e-7,
+                                       0.000002755742400352011811182, 0.00002480151580066001763399,
+                                       0.0001984126971002686173386, 0.001388888892105465148556,
+                                       0.008333333333388362016212, 0.04166666666661788055482,
+                                       0.1666666666666660136464, 0.5000000000000000238991))
+        k["Q"] = tuple(f(c) for c in (0.1479595125862921053091, 0.1531405040487358994081,
+                                       0.1818356433152840569136, 0.2222219857308745937367,
+                                       0.2857142874238849621465, 0.399999999994146747797,
+                                       0.6666666666666734412709))
+    return k
+
+
+_MC = {}
+
+
+def _mc(x):
+    """The math constants for x's type (a float32 or float64 scalar type)."""
+    key = types.unliteral(x)
+    if key not in _MC:
+        _MC[key] = _math_constants(key)
+    return _MC[key]
+
+
+_OL = {"jit_options": {"cache": True}}
+
+
 @njit(**_JIT)
-def _sigmoid1(z):
-    # split by sign so that exp never overflows (as the reference)
-    one = _as(1, z)
-    e = np.exp(-abs(z))
-    return (one if z >= 0 else e) / (one + e)
+def _poly(x, c):
+    """c[0]·x^(n−1) + … + c[n−1] by Horner's rule with FMAs (c a constant tuple: the loop unrolls)."""
+    p = c[0]
+    for i in range(1, len(c)):
+        p = _fma(p, x, c[i])
+    return p
+
+
+def _exp_parts(x):
+    """(q, n) with e^x = 2^n·(1 + q) and q = e^r − 1 to a relative 1e-8 / 2e-17; x already clamped."""
+
+
+@overload(_exp_parts, **_OL)
+def _exp_parts_ol(x):
+    K = _mc(x)
+    I, LOG2E, SHIFT, SB, P = K["I"], K["LOG2E"], K["SHIFT"], K["SHIFT_BITS"], K["P"]
+    NHI, NLO = K["NLN2HI"], K["NLN2LO"]
+
+    def impl(x):
+        z = _fma(x, LOG2E, SHIFT)        # SHIFT + round(x·log2e)
+        nf = z - SHIFT
+        r = _fma(nf, NHI, x)             # Cody–Waite: x − n·ln2 in two steps (n = 0: r = x exactly)
+        r = _fma(nf, NLO, r)
+        return _fma(r * r, _poly(r, P), r), I(_bits(z) - SB)
+    return impl
+
+
+def _pow2(n, like):
+    """2^n in like's type, for n in the normal exponent range."""
+
+
+@overload(_pow2, **_OL)
+def _pow2_ol(n, like):
+    K = _mc(like)
+    I, BIAS, MANT = K["I"], K["BIAS"], K["MANT"]
+
+    def impl(n, like):
+        return _unbits(I((n + BIAS) << MANT))
+    return impl
+
+
+def _expm1_core(x):
+    """e^x − 1 for x in [EXPM1_LO, EXP_HI]."""
+
+
+@overload(_expm1_core, **_OL)
+def _expm1_core_ol(x):
+    K = _mc(x)
+    I, HALF, TWO = K["I"], K["HALF"], K["TWO"]
+
+    def impl(x):
+        q, n = _exp_parts(x)
+        # 2^n·q + (2^n − 1), one rounding (the FMA), halved so that 2^(n−1) exists up to n = 128/1024;
+        # doubling is exact (or overflows, as it should). n = 0: q itself, relative accuracy near 0.
+        s = _pow2(I(n - 1), x)
+        return TWO * _fma(s, q, s - HALF)
+    return impl
+
+
+def _vexp(x):
+    """e^x (NaN → NaN, −inf → 0, +inf and overflow → inf, results below the normal range may flush)."""
+
+
+@overload(_vexp, **_OL)
+def _vexp_ol(x):
+    K = _mc(x)
+    I, LO, HI, ONE = K["I"], K["EXP_LO"], K["EXP_HI"], K["ONE"]
+
+    def impl(x):
+        x = _select(x < LO, LO, x)       # NaN passes both clamps
+        x = _select(x > HI, HI, x)
+        q, n = _exp_parts(x)
+        h = I(n >> 1)                    # 2^n in two halves: both factors are normal numbers
+        return (ONE + q) * _pow2(h, x) * _pow2(I(n - h), x)
+    return impl
+
+
+def _vexpm1(x):
+    """e^x − 1."""
+
+
+@overload(_vexpm1, **_OL)
+def _vexpm1_ol(x):
+    K = _mc(x)
+    LO, HI = K["EXPM1_LO"], K["EXP_HI"]
+
+    def impl(x):
+        x = _select(x < LO, LO, x)
+        x = _select(x > HI, HI, x)
+        return _expm1_core(x)
+    return impl
+
+
+def _vtanh(x):
+    """tanh x = sign(x)·e/(e + 2), e = e^(2|x|) − 1 (|x| clamped where tanh is ±1 in this dtype)."""
+
+
+@overload(_vtanh, **_OL)
+def _vtanh_ol(x):
+    K = _mc(x)
+    I, HI, TWO, SIGN = K["I"], K["TANH_HI"], K["TWO"], K["SIGN"]
+
+    def impl(x):
+        a = abs(x)
+        a = _select(a > HI, HI, a)
+        e = _expm1_core(a + a)
+        t = _div(e, e + TWO)             # the error of e is damped: ∂log t/∂log e = 2/(e + 2) ≤ 1
+        return _unbits(I(_bits(t) | (_bits(x) & SIGN)))   # x's sign (Numba widens int32 ops)
+    return impl
+
+
+def _vsigmoid(z):
+    """σ(z) = 1/(1 + e^−z), as (z ≥ 0 ? 1 : e)/(1 + e) with e = e^−|z| (never overflows)."""
+
+
+@overload(_vsigmoid, **_OL)
+def _vsigmoid_ol(z):
+    K = _mc(z)
+    ZERO, ONE = K["ZERO"], K["ONE"]
+
+    def impl(z):
+        e = _vexp(-abs(z))
+        return _div(_select(z >= ZERO, ONE, e), ONE + e)
+    return impl
+
+
+def _log_reduced(f, kf, c):
+    """k·ln2 + log(1 + f) + c for f in [√½ − 1, √2 − 1] (exact), kf = k as a float, c far below the ulp."""
+
+
+@overload(_log_reduced, **_OL)
+def _log_reduced_ol(f, kf, c):
+    K = _mc(f)
+    Q, HALF, TWO, HI, LO = K["Q"], K["HALF"], K["TWO"], K["LN2HI"], K["LN2LO"]
+
+    def impl(f, kf, c):
+        # log(1 + f) = 2s + s·z·Q(z), s = f/(2 + f), z = s²; as f − (f²/2 − s·(f²/2 + z·Q)) (2s = f − s·f)
+        # so that f, exact, is the leading term
+        s = _div(f, TWO + f)
+        z = s * s
+        hfsq = HALF * f * f
+        lo = _fma(s, _fma(z, _poly(z, Q), hfsq), _fma(kf, LO, c))
+        return _fma(kf, HI, f - (hfsq - lo))
+    return impl
+
+
+def _logc(w, c):
+    """log(w) + c, c a correction far below ulp(log w); w = 0 → −inf, w < 0 → NaN, +inf and NaN → w."""
+
+
+@overload(_logc, **_OL)
+def _logc_ol(w, c):
+    K = _mc(w)
+    F, I, MANT, SQ, MASK = K["F"], K["I"], K["MANT"], K["SQRTH_BITS"], K["MASK"]
+    TINY, SCALE, ZERO, ONE, IZERO = K["TINY"], K["TWO_MANT"], K["ZERO"], K["ONE"], K["IZERO"]
+    INF, NINF, NAN = K["INF"], K["NINF"], K["NAN"]
+
+    def impl(w, c):
+        sub = w < TINY                   # subnormal (or ≤ 0, replaced below): scaled into the normal range
+        v = _select(sub, w * SCALE, w)
+        t = I(_bits(v) - SQ)             # w = 2^k·m with m in [√½, √2): k and m off the bits
+        k = I(t >> MANT) - _select(sub, MANT, IZERO)
+        f = _unbits(I((t & MASK) + SQ)) - ONE
+        y = _log_reduced(f, F(I(k)), c)
+        y = _select(w == ZERO, NINF, y)
+        y = _select(w < ZERO, NAN, y)
+        return _select(w < INF, y, w)
+    return impl
+
+
+def _vlog(x):
+    """log x (0 → −inf, negative → NaN)."""
+
+
+@overload(_vlog, **_OL)
+def _vlog_ol(x):
+    ZERO = _mc(x)["ZERO"]
+
+    def impl(x):
+        return _logc(x, ZERO)
+    return impl
+
+
+def _vlog1p(x):
+    """log(1 + x) = log(w) + (x − (w − 1))/w, w = 1 + x rounded (the second term restores what the
+    rounding of w lost; exact numerator: w − 1 is exact, then x − (w − 1) by Sterbenz)."""
+
+
+@overload(_vlog1p, **_OL)
+def _vlog1p_ol(x):
+    ONE = _mc(x)["ONE"]
+
+    def impl(x):
+        w = ONE + x
+        return _logc(w, _div(x - (w - ONE), w))
+    return impl
+
+
+def _log1p_unit(e):
+    """log(1 + e) for 0 ≤ e ≤ 1: :func:`_vlog1p` without the special cases and the divisions but one."""
+
+
+@overload(_log1p_unit, **_OL)
+def _log1p_unit_ol(e):
+    K = _mc(e)
+    ZERO, HALF, ONE, SQRT2 = K["ZERO"], K["HALF"], K["ONE"], K["SQRT2"]
+
+    def impl(e):
+        w = ONE + e                      # in [1, 2]: k = 0 or 1
+        big = w > SQRT2
+        f = _select(big, w * HALF, w) - ONE
+        # (e − (w − 1))/w, the part of e that w lost, is below half an ulp of w: 1/w = 2^−k/(1 + f) to a
+        # relative f³ (1 − f + f²) is plenty, and saves log1p's second division
+        inv = _fma(f, f - ONE, ONE)
+        c = (e - (w - ONE)) * _select(big, inv * HALF, inv)
+        return _log_reduced(f, _select(big, ONE, ZERO), c)
+    return impl
+
+
+def _vsoftplus(z):
+    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), finite for every finite z."""
+
+
+# inlined by Numba, so that its two halves reach LLVM as two calls: as one function (both inlined into
+# it) the float64 softplus was too big for LLVM's inliner and its loop stayed scalar (28 ns an element)
+@overload(_vsoftplus, inline="always", **_OL)
+def _vsoftplus_ol(z):
+    ZERO = _mc(z)["ZERO"]
+
+    def impl(z):
+        # NaN: the max (z, as NaN ≤ 0 is false) carries it, whatever _log1p_unit makes of it
+        return _select(z <= ZERO, ZERO, z) + _log1p_unit(_vexp(-abs(z)))
+    return impl
+
+
+@njit(inline="always", **_JIT)
+def _math_loops(fn, X, Y):
+    n = X.shape[0]
+    if fn == M_EXP:
+        for i in range(n):
+            Y[i] = _vexp(X[i])
+    elif fn == M_EXPM1:
+        for i in range(n):
+            Y[i] = _vexpm1(X[i])
+    elif fn == M_LOG:
+        for i in range(n):
+            Y[i] = _vlog(X[i])
+    elif fn == M_LOG1P:
+        for i in range(n):
+            Y[i] = _vlog1p(X[i])
+    elif fn == M_TANH:
+        for i in range(n):
+            Y[i] = _vtanh(X[i])
+    elif fn == M_SIGMOID:
+        for i in range(n):
+            Y[i] = _vsigmoid(X[i])
+    else:
+        for i in range(n):
+            Y[i] = _vsoftplus(X[i])
 
 
 @njit(**_JIT)
 def _math(fn, X, Y):
-    """Y = f(X) for f = MATH[fn] (Y may be X)."""
-    zero = _as(0, X)
-    for i in range(X.shape[0]):
-        v = X[i]
-        if fn == M_EXP:
-            Y[i] = np.exp(v)
-        elif fn == M_EXPM1:
-            Y[i] = np.expm1(v)
-        elif fn == M_LOG:
-            Y[i] = np.log(v) if v >= zero else np.nan
-        elif fn == M_LOG1P:
-            Y[i] = np.log1p(v) if v >= -1 else np.nan
-        elif fn == M_TANH:
-            Y[i] = np.tanh(v)
-        elif fn == M_SIGMOID:
-            Y[i] = _sigmoid1(v)
-        else:
-            Y[i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+    """Y = f(X) for f = MATH[fn] (Y may be X: see :func:`_act_forward`)."""
+    if X.ctypes.data == Y.ctypes.data:
+        _math_loops(fn, Y, Y)
+    else:
+        _math_loops(fn, X, Y)
 
 
+# --------------------------------------------------------------------------- activations
 @njit(inline="always", **_JIT)
-def _act_forward_rows(act, Z, A):
-    # the activation is chosen outside the row loop: a branch inside it kept Numba's reference-count
-    # pruning from removing an NRT incref/decref pair per row view (seen in perf)
-    n, m = Z.shape
-    zero = _as(0, Z)
+def _act_forward_flat(act, z, a):
+    # over the whole array as one row (C-contiguous): a hidden layer's rows (4 to 32 wide) are too short
+    # for vector loops of 8 to 16 lanes with a scalar remainder. One loop per activation, each a plain
+    # vectorisable loop.
+    zero = _as(0, z)
+    n = z.shape[0]
     if act == IDENTITY:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                a[j] = z[j]
+        for j in range(n):
+            a[j] = z[j]
     elif act == RELU:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                v = z[j]
-                a[j] = zero if v < zero else v
+        for j in range(n):
+            v = z[j]
+            a[j] = zero if v < zero else v
     elif act == SOFTPLUS:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                v = z[j]
-                a[j] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+        for j in range(n):
+            a[j] = _vsoftplus(z[j])
     elif act == SIGMOID:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                a[j] = _sigmoid1(z[j])
+        for j in range(n):
+            a[j] = _vsigmoid(z[j])
     elif act == TANH:
-        for i in range(n):
-            z = Z[i]
-            a = A[i]
-            for j in range(m):
-                a[j] = np.tanh(z[j])
+        for j in range(n):
+            a[j] = _vtanh(z[j])
 
 
 @njit(**_JIT)
 def _act_forward(act, Z, A):
     """A = f(Z) elementwise on 2-D C arrays (A may be Z)."""
+    a = A.reshape(A.size)
     if Z.ctypes.data == A.ctypes.data:
         # in place: the loops (inlined) read and write one array, so LLVM vectorises them without a
         # runtime overlap check, which fails for an exact alias and falls back to scalar code (~8x slower)
-        _act_forward_rows(act, A, A)
+        _act_forward_flat(act, a, a)
     else:
-        _act_forward_rows(act, Z, A)
+        _act_forward_flat(act, Z.reshape(Z.size), a)
 
 
 @njit(inline="always", **_JIT)
-def _act_backward_rows(act, A, dA, dZ):
-    n, m = A.shape
-    one = _as(1, A)
-    zero = _as(0, A)
+def _act_backward_flat(act, a, d, o):
+    n = a.shape[0]
+    one = _as(1, a)
+    zero = _as(0, a)
     if act == IDENTITY:
-        for i in range(n):
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j]
+        for j in range(n):
+            o[j] = d[j]
     elif act == RELU:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * (one if a[j] > zero else zero)
+        for j in range(n):
+            o[j] = d[j] * (one if a[j] > zero else zero)
     elif act == SOFTPLUS:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * -np.expm1(-a[j])
+        for j in range(n):
+            o[j] = d[j] * -_vexpm1(-a[j])      # σ(z) = 1 − e^−A
     elif act == SIGMOID:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * (a[j] * (one - a[j]))
+        for j in range(n):
+            o[j] = d[j] * (a[j] * (one - a[j]))
     elif act == TANH:
-        for i in range(n):
-            a = A[i]
-            d = dA[i]
-            o = dZ[i]
-            for j in range(m):
-                o[j] = d[j] * (one - a[j] * a[j])
+        for j in range(n):
+            o[j] = d[j] * (one - a[j] * a[j])
 
 
 @njit(**_JIT)
 def _act_backward(act, A, dA, dZ):
     """dZ = dA ⊙ f′ from the output A (dZ may be dA; in place, as :func:`_act_forward`)."""
+    o = dZ.reshape(dZ.size)
     if dA.ctypes.data == dZ.ctypes.data:
-        _act_backward_rows(act, A, dZ, dZ)
+        _act_backward_flat(act, A.reshape(A.size), o, o)
     else:
-        _act_backward_rows(act, A, dA, dZ)
+        _act_backward_flat(act, A.reshape(A.size), dA.reshape(dA.size), o)
+
+
+@njit(**_JIT)
+def _exp_inplace(x):
+    """x = e^x over a 1-D array (one flat loop: softmax rows are often shorter than a vector)."""
+    for t in range(x.shape[0]):
+        x[t] = _vexp(x[t])
+
+
+@njit(**_JIT)
+def _shift_rows(Z, D):
+    """D = Z − max of its row."""
+    n, k = Z.shape
+    for i in range(n):
+        z = Z[i]
+        d = D[i]
+        mx = z[0]
+        for j in range(1, k):
+            if z[j] > mx:
+                mx = z[j]
+        for j in range(k):
+            d[j] = z[j] - mx
 
 
 @njit(**_JIT)
 def _softmax(Z, P):
     n, k = Z.shape
+    _shift_rows(Z, P)
+    _exp_inplace(P.reshape(P.size))
     for i in range(n):
-        z = Z[i]
         p = P[i]
-        mx = z[0]
-        for j in range(1, k):
-            if z[j] > mx:
-                mx = z[j]
         s = 0.0
-        for j in range(k):
-            p[j] = np.exp(z[j] - mx)
+        for j in range(k):                  # in order (a float sum does not vectorise without fastmath)
             s += p[j]
         ss = _as(s, p)
         for j in range(k):
-            p[j] = p[j] / ss
+            p[j] = _div(p[j], ss)
 
 
 @njit(**_JIT)
@@ -943,6 +1262,8 @@ def _softmax_ce(Z, Y, sw, has_sw, dZ):
     n, k = Z.shape
     one = _as(1, Z)
     tot = _as(_wsum(sw, has_sw, n), Z)
+    _shift_rows(Z, dZ)
+    _exp_inplace(dZ.reshape(dZ.size))       # e^(z − max), vectorised across rows
     loss = 0.0
     for i in range(n):
         z = Z[i]
@@ -955,13 +1276,14 @@ def _softmax_ce(Z, Y, sw, has_sw, dZ):
                 mx = z[j]
         s = 0.0
         for j in range(k):
-            s += np.exp(z[j] - mx)
-        lse = np.log(_as(s, z))
+            s += d[j]
+        ss = _as(s, z)
+        lse = _vlog(ss)
         row = 0.0
         for j in range(k):
-            lp = (z[j] - mx) - lse
-            row += y[j] * lp
-            d[j] = (np.exp(lp) - y[j]) * wn
+            row += y[j] * ((z[j] - mx) - lse)
+        for j in range(k):
+            d[j] = (_div(d[j], ss) - y[j]) * wn
         loss -= wn * row
     return loss
 
@@ -971,22 +1293,28 @@ def _sigmoid_bce(Z, Y, sw, has_sw, dZ):
     """L = Σ w_i mean_j(softplus(Z) − Y·Z) / Σw;  dZ = w_i (σ(Z) − Y) / (k Σw)."""
     n, k = Z.shape
     one = _as(1, Z)
-    zero = _as(0, Z)
     kk = _as(k, Z)
     tot = _as(_wsum(sw, has_sw, n), Z)
+    z = Z.reshape(Z.size)
+    y = Y.reshape(Y.size)
+    d = dZ.reshape(dZ.size)
+    # flat vectorised passes (rows are often a single output) with dZ as scratch for the loss terms,
+    # then the row sums in order
+    for t in range(z.shape[0]):
+        v = z[t]
+        d[t] = _vsoftplus(v) - y[t] * v
     loss = 0.0
     for i in range(n):
-        z = Z[i]
-        y = Y[i]
-        d = dZ[i]
-        wn = _wrow(sw, has_sw, i, one) / tot
-        wk = wn / kk
         row = 0.0
-        for j in range(k):
-            v = z[j]
-            row += ((v if v > zero else zero) + np.log1p(np.exp(-abs(v)))) - y[j] * v
-            d[j] = (_sigmoid1(v) - y[j]) * wk
-        loss += wn * row
+        for j in range(i * k, i * k + k):
+            row += d[j]
+        loss += (_wrow(sw, has_sw, i, one) / tot) * row
+    for t in range(z.shape[0]):
+        d[t] = _vsigmoid(z[t]) - y[t]
+    for i in range(n):
+        wk = (_wrow(sw, has_sw, i, one) / tot) / kk
+        for j in range(i * k, i * k + k):
+            d[j] *= wk
     return loss / k
 
 

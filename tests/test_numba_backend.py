@@ -447,3 +447,29 @@ def test_call_lock_matches_the_threading_layer():
     k.dense_forward(X, W, np.zeros(512, np.float32), np.empty((256, 512), np.float32))  # runs the parallel path
     layer = numba.threading_layer()
     assert (k.raw.CALL_LOCK is None) == (layer in ("omp", "tbb")), layer
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_math_functions_inline_and_vectorise(dtype):
+    """Each elementwise math function, called in a plain loop over a contiguous array, is inlined (no call
+    left) and the loop is vectorised. A libm call keeps such a loop scalar, and so did LLVM's inliner
+    declining the float64 softplus (too big) before the functions were inlined by Numba."""
+    import re
+
+    from numba import njit
+
+    fns = {"exp": nb._vexp, "expm1": nb._vexpm1, "log": nb._vlog, "log1p": nb._vlog1p, "tanh": nb._vtanh,
+           "sigmoid": nb._vsigmoid, "softplus": nb._vsoftplus}
+    x = np.linspace(0.5, 2.0, 64).astype(dtype)
+    vec = r"<\d+ x %s>" % ("float" if dtype == "float32" else "double")
+    for name, f in fns.items():
+        def loop(x, y):
+            for i in range(x.shape[0]):
+                y[i] = f(x[i])
+        jitted = njit(loop)  # not cached, so that its IR can be inspected
+        y = np.empty_like(x)
+        jitted(x, y)
+        ir = jitted.inspect_llvm(jitted.signatures[0])
+        calls = [c for c in re.findall(r"call [^@\n]*@([\w.$]+)", ir) if "kernels13numba_backend" in c]  # mangled
+        assert not calls, f"{name}: not inlined: {calls}"
+        assert re.search(r"llvm\.fma\.v\d+f(32|64)", ir) and re.search(vec, ir), f"{name}: no vector code"
