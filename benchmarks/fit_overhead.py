@@ -2,6 +2,7 @@
 train_epoch calls made with the arguments MLP.fit passes (diagnostics arrays included), alternated.
 
     flock /tmp/pynet-bench.lock python benchmarks/fit_overhead.py [--workload small|mnist] [--backend c] [--repeat 7]
+        [--threads N] [--json out.json]
 
 Prints medians and, per repeat, the ratios fit/kernel (each pair ran back to back). First-epoch overhead:
 fit(epochs=1) − one kernel epoch (validation, encoding, set-up, the first epoch's extra work); per-epoch
@@ -10,6 +11,7 @@ overhead: (fit(epochs=10) − ten kernel epochs) / 10. Run it with PYTHONPATH po
 """
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -29,8 +31,11 @@ def main():
     ap.add_argument("--workload", choices=WORKLOADS, default="small")
     ap.add_argument("--backend", default="c")
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
+    if args.threads:
+        kernels.load(args.backend).set_num_threads(args.threads)
     layers, n, bs, loss, lr = WORKLOADS[args.workload]
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, layers[0])).astype(np.float32)
@@ -76,7 +81,8 @@ def main():
     m = {key: float(np.median(v)) for key, v in T.items()}
     r1 = np.array(T["fit1"]) / np.array(T["kernel1"])
     r10 = np.array(T["fit10"]) / np.array(T["kernel10"])
-    out = {"workload": args.workload, "backend": args.backend, "repeat": args.repeat, "medians_s": m,
+    out = {"workload": args.workload, "backend": args.backend, "repeat": args.repeat, "threads": args.threads,
+           "omp_passive": os.environ.get("PYNET_OMP_PASSIVE") == "1", "medians_s": m,
            "fit1_over_kernel1": float(np.median(r1)), "fit10_over_kernel10": float(np.median(r10)),
            "first_epoch_overhead_s": m["fit1"] - m["kernel1"],
            "per_epoch_overhead_s": (m["fit10"] - m["kernel10"]) / 10, "raw_s": T}

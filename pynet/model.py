@@ -272,9 +272,10 @@ class MLP:
         k = self._kernels()
         # a cold JIT cache: compile now, with progress on stderr (a full batch runs the full-batch kernel)
         _jit.ready(k, self.dtype.name, "gd" if full_batch else opt.name)
-        session = _Session(self, k, opt, X, Y, sw, train_rows, val, batch_size if not full_batch else None)
-        history = History(monitor="val_loss" if val is not None else "loss", backend=k.name, optimizer=opt.name)
         diag = Diagnostics(self, dead_threshold, vanishing_factor) if diagnostics else None
+        session = _Session(self, k, opt, X, Y, sw, train_rows, val, batch_size if not full_batch else None,
+                           diag is not None)
+        history = History(monitor="val_loss" if val is not None else "loss", backend=k.name, optimizer=opt.name)
         best = _Best(self.params, min_delta, keep=early_stopping and restore_best)
         progress = Progress(epochs, enabled=verbose, unit="step" if gd else "epoch")
         try:
@@ -578,7 +579,7 @@ class _Best:
 class _Session:
     """Buffers for one fit, allocated once: gradients, optimizer state, workspaces, diagnostics."""
 
-    def __init__(self, net, k, opt, X, Y, sw, train_rows, val, batch_size):
+    def __init__(self, net, k, opt, X, Y, sw, train_rows, val, batch_size, diagnostics=True):
         self.net, self.k, self.opt = net, k, opt
         self.X, self.Y, self.sw, self.train_rows, self.val = X, Y, sw, train_rows, val
         self.sizes, self.acts = net._sizes(), net._act_codes()
@@ -596,8 +597,10 @@ class _Session:
             self.X, self.Y = X[train_rows], Y[train_rows]
             self.sw = None if sw is None else sw[train_rows]
         self.workspace = np.empty(C.train_workspace_size(self.sizes, rows), net.dtype)
-        self.alive = np.zeros(C.n_hidden_units(self.sizes), np.int64)
-        self.grad_sq = np.zeros(len(self.sizes) - 1)
+        # the epoch kernel marks live units and sums ‖dW‖² only into non-empty arrays: without diagnostics
+        # it does neither (that work is 4-13 % of an epoch, measured in docs/performance.md)
+        self.alive = np.zeros(C.n_hidden_units(self.sizes) if diagnostics else 0, np.int64)
+        self.grad_sq = np.zeros(len(self.sizes) - 1 if diagnostics else 0)
         self.steps = 0
         self.losses, self.last = np.zeros(0), np.zeros(1)
         if val is not None:

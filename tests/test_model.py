@@ -373,3 +373,23 @@ def test_standardisation_statistics_and_inputs():
     assert net.mean_.dtype == net.scale_.dtype == np.float32
     assert np.array_equal(net._inputs(X), (X - net.mean_) / net.scale_)  # what fit and predict feed the kernels
     assert np.array_equal(X, before)  # the caller's X is never modified
+
+
+@pytest.mark.parametrize("diagnostics", [True, False])
+def test_diagnostics_off_spares_the_kernel_its_diagnostic_work(backend, diagnostics, monkeypatch):
+    import kernels
+
+    k = kernels.load(backend)
+    seen = []
+    real = k.train_epoch
+
+    def spy(*args):
+        seen.append((args[15].shape[0], args[16].shape[0]))  # alive, grad_sq: length 0 = skipped
+        return real(*args)
+
+    monkeypatch.setattr(k, "train_epoch", spy)
+    X, Y = _full_batch_problem()
+    net = pynet.MLP([4, 8, 5, 2], backend=backend, seed=0)
+    h = net.fit(X, Y, loss="mse", batch_size=16, epochs=2, diagnostics=diagnostics)
+    assert seen == [(13, 3)] * 2 if diagnostics else seen == [(0, 0)] * 2
+    assert len(h.dead_fraction) == len(h.grad_norm) == (2 if diagnostics else 0)
