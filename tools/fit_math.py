@@ -64,11 +64,14 @@ def main():
     eps = mp.mpf("1e-14")   # keeps the weights off 0, where they vanish
     r_max = mp.log(2) / 2 * (1 + mp.mpf("1e-6"))
     z_max = ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2 * (1 + mp.mpf("1e-6"))
+    z_unit = mp.mpf(1) / 9 * (1 + mp.mpf("1e-6"))   # s = e/(2 + e) ≤ 1/3 for e in [0, 1]
     fits = [
         ("P (exp, float32)", p_exp, lambda r: (r * r + eps) / (abs(mp.expm1(r)) + eps), -r_max, r_max, 4),
         ("P (exp, float64)", p_exp, lambda r: (r * r + eps) / (abs(mp.expm1(r)) + eps), -r_max, r_max, 9),
         ("Q (log, float32)", q_log, lambda z: (z + mp.mpf("1e-12")) / 2, mp.mpf(0), z_max, 2),
         ("Q (log, float64)", q_log, lambda z: (z + mp.mpf("1e-12")) / 2, mp.mpf(0), z_max, 6),
+        ("Q1 (log1p on [0, 1], float32)", q_log, lambda z: (z + mp.mpf("1e-12")) / 2, mp.mpf(0), z_unit, 3),
+        ("Q1 (log1p on [0, 1], float64)", q_log, lambda z: (z + mp.mpf("1e-12")) / 2, mp.mpf(0), z_unit, 9),
     ]
     for name, f, w, a, b, deg in fits:
         c, err = remez(f, w, a, b, deg)
