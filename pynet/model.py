@@ -20,6 +20,7 @@ _OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid
 _LOSS_FOR_OUTPUT = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}
 _CLASSIFICATION = ("cross_entropy", "binary_cross_entropy")
 _PREDICT_BLOCK = 1024
+_GD_MIN_CHUNK = 10  #: full-batch steps per kernel call, at least, when nothing is needed after every step
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -400,7 +401,10 @@ class MLP:
         """Full-batch steps, many per kernel call. ``tol`` None: ``steps`` epochs of one step each, no
         |Δθ| rule (sgd or adam with a full batch); else optimizer "gd"'s steps and stopping rule."""
         unit = "step" if tol is not None else "epoch"
-        chunk = 1 if (s.val is not None or callback is not None or early_stopping) else max(1, steps // 50)
+        # about 50 calls a fit (progress, diagnostics), but each at least _GD_MIN_CHUNK steps: every call
+        # costs argument checks and a diagnostics probe, about 0.5 ms, a third of a 2-step digits chunk
+        per_step = s.val is not None or callback is not None or early_stopping
+        chunk = 1 if per_step else max(_GD_MIN_CHUNK, steps // 50)
         done = 0
         history.stop_reason = (f"max_steps: reached {steps} steps" if tol is not None
                                else f"epochs: ran all {steps} epochs")

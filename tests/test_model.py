@@ -393,3 +393,15 @@ def test_diagnostics_off_spares_the_kernel_its_diagnostic_work(backend, diagnost
     h = net.fit(X, Y, loss="mse", batch_size=16, epochs=2, diagnostics=diagnostics)
     assert seen == [(13, 3)] * 2 if diagnostics else seen == [(0, 0)] * 2
     assert len(h.dead_fraction) == len(h.grad_norm) == (2 if diagnostics else 0)
+
+
+@pytest.mark.parametrize("steps, every", [(100, 10), (1000, 20), (7, 7)])
+def test_full_batch_steps_run_in_chunks_of_at_least_ten(steps, every):
+    """A loss per step always; diagnostics (and progress) once per kernel call, about 50 calls per fit but
+    never fewer than 10 steps per call (each call costs checks and a probe pass)."""
+    X, Y = _full_batch_problem()
+    net = pynet.MLP([4, 8, 2], activation="sigmoid", backend="numpy", seed=0)
+    h = net.fit(X, Y, loss="mse", optimizer="gd", lr=0.01, tol=0.0, max_steps=steps)
+    assert h.epochs == steps
+    want = list(range(every - 1, steps, every))
+    assert h.diagnostic_epochs == (want if want[-1] == steps - 1 else want + [steps - 1])
