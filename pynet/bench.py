@@ -99,7 +99,7 @@ SWEEP_WIDTHS = (7, 13, 31, 64, 256)
 SWEEP_BATCHES = (33, 127, "full")
 SWEEP_DEFAULT = {"activations": SWEEP_ACTIVATIONS, "widths": (7, 31, 256), "batches": SWEEP_BATCHES}
 SWEEP_SAMPLES = 4_000
-SWEEP_FULL_STEPS = 5
+SWEEP_FULL_STEPS = 50   # a timed full-batch run of 5 steps (1–10 ms) was as noisy as the host
 #: Named groups of generated workloads, usable wherever a preset name is.
 GROUPS = ("sweep",)
 
