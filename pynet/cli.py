@@ -572,11 +572,15 @@ def _info(args):
     blas = _blas_threads()
     if "numpy" in threads:
         threads["numpy"] = blas["threads"]  # the reference runs on numpy's BLAS threads
+    isa = None
+    if status.get("c") is None:   # the C kernels' run-time choice of vector ISA (PYNET_ISA caps it)
+        from kernels import c_backend
+        isa = {"in_use": c_backend.isa(), "supported": list(c_backend.supported_isas())}
     info = {"backends": {n: {"available": why is None, "reason": why} for n, why in status.items()},
             "default_backend": _backend.get_backend_name(),
             "auto_resolves_to": _backend.resolve("auto").name,
             "versions": _versions(), "cpu": model, "simd": simd, "cores": os.cpu_count(), "threads": threads,
-            "blas": blas}
+            "blas": blas, "isa": isa}
     if args.json:
         print(json.dumps(info))
         return 0
@@ -586,6 +590,8 @@ def _info(args):
         state = f"available, {threads[name]} thread(s)" if st["available"] else f"unavailable: {st['reason']}"
         if st["available"] and name == "numpy":
             state += f" ({blas['library'] or 'BLAS'} threads, from {blas['source']})"
+        if st["available"] and name == "c":
+            state += f", ISA {isa['in_use']} (supported: {', '.join(isa['supported'])})"
         print(f"  {name:6s} {state}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v))
     print(f"cpu: {model}; cores {info['cores']}; SIMD {' '.join(simd) or 'none detected'}")

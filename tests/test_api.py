@@ -337,6 +337,17 @@ def test_cli_info_json():
         assert key in info
     if info["backends"]["c"]["available"]:
         assert info["versions"]["c_compiler"].split()[0] in ("gcc", "clang", "unknown")
+        assert info["isa"]["in_use"] in info["isa"]["supported"]
+        assert info["isa"]["supported"][0] == "base"
+
+
+def test_cli_info_reports_the_isa_pynet_isa_caps():
+    if kernels.status().get("c") is not None:
+        pytest.skip("the C backend is not built")
+    env = dict(os.environ, PYNET_ISA="base")
+    out = subprocess.run([sys.executable, "-m", "pynet", "info", "--json"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["isa"]["in_use"] == "base"
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])
