@@ -11,42 +11,35 @@
 #include <immintrin.h>
 #endif
 
-/* the portable instance: a·b + c in two roundings; min/max as selects that keep a NaN x */
-#define VM_FMA(a, b, c) ((a) * (b) + (c))
-#define VM_MIN(x, c) VM_SEL((x) > (c), (c), (x))
-#define VM_MAX(x, c) VM_SEL((x) < (c), (c), (x))
-
+/* Each instance: REAL, VM_F32, VW (lanes), VSFX (name suffix) and its VM_FMA / VM_MIN / VM_MAX, then the include
+ * (vmath.h undefines them all at its end). The portable instances: a·b + c in two roundings, min/max as selects
+ * that keep a NaN x. */
 #define REAL float
 #define VM_F32 1
 #define VW 4
 #define VSFX(name) name##_base_f32
+#define VM_FMA(a, b, c) ((a) * (b) + (c))
+#define VM_MIN(x, c) VM_SEL((x) > (c), (c), (x))
+#define VM_MAX(x, c) VM_SEL((x) < (c), (c), (x))
 #include "vmath.h"
-#undef REAL
-#undef VM_F32
-#undef VW
-#undef VSFX
 
 #define REAL double
 #define VM_F32 0
 #define VW 2
 #define VSFX(name) name##_base_f64
+#define VM_FMA(a, b, c) ((a) * (b) + (c))
+#define VM_MIN(x, c) VM_SEL((x) > (c), (c), (x))
+#define VM_MAX(x, c) VM_SEL((x) < (c), (c), (x))
 #include "vmath.h"
-#undef REAL
-#undef VM_F32
-#undef VW
-#undef VSFX
 
 #if PYNET_X86_SIMD
+/* vminps/vmaxps return their second operand when either is NaN: x second keeps a NaN x */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #endif
-#undef VM_FMA
-#undef VM_MIN
-#undef VM_MAX
-/* vminps/vmaxps return their second operand when either is NaN: x second keeps a NaN x */
 #define REAL float
 #define VM_F32 1
 #define VW 8
@@ -55,13 +48,7 @@
 #define VM_MIN(x, c) ((VR)_mm256_min_ps((c), (x)))
 #define VM_MAX(x, c) ((VR)_mm256_max_ps((c), (x)))
 #include "vmath.h"
-#undef REAL
-#undef VM_F32
-#undef VW
-#undef VSFX
-#undef VM_FMA
-#undef VM_MIN
-#undef VM_MAX
+
 #define REAL double
 #define VM_F32 0
 #define VW 4
@@ -70,13 +57,6 @@
 #define VM_MIN(x, c) ((VR)_mm256_min_pd((c), (x)))
 #define VM_MAX(x, c) ((VR)_mm256_max_pd((c), (x)))
 #include "vmath.h"
-#undef REAL
-#undef VM_F32
-#undef VW
-#undef VSFX
-#undef VM_FMA
-#undef VM_MIN
-#undef VM_MAX
 #if defined(__clang__)
 #pragma clang attribute pop
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
@@ -85,6 +65,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 #endif
+
 #define REAL float
 #define VM_F32 1
 #define VW 16
@@ -93,13 +74,7 @@
 #define VM_MIN(x, c) ((VR)_mm512_min_ps((c), (x)))
 #define VM_MAX(x, c) ((VR)_mm512_max_ps((c), (x)))
 #include "vmath.h"
-#undef REAL
-#undef VM_F32
-#undef VW
-#undef VSFX
-#undef VM_FMA
-#undef VM_MIN
-#undef VM_MAX
+
 #define REAL double
 #define VM_F32 0
 #define VW 8
@@ -108,10 +83,6 @@
 #define VM_MIN(x, c) ((VR)_mm512_min_pd((c), (x)))
 #define VM_MAX(x, c) ((VR)_mm512_max_pd((c), (x)))
 #include "vmath.h"
-#undef REAL
-#undef VM_F32
-#undef VW
-#undef VSFX
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -370,3 +370,11 @@ static void VSFX(vm_act_backward)(int act, int64_t n, const REAL *A, const REAL 
 #undef VM_BIAS
 #undef VM_MAGIC
 #undef VM_LOOP
+/* the instance's parameters: the next instance defines its own */
+#undef REAL
+#undef VM_F32
+#undef VW
+#undef VSFX
+#undef VM_FMA
+#undef VM_MIN
+#undef VM_MAX
