@@ -1,13 +1,6 @@
 /* activations.c — elementwise activations and softmax, generic over REAL. Derivatives use the
  * activation's output A, so the forward pass keeps only A. */
 
-/* σ(z) split by sign so exp never overflows */
-static inline REAL SFX(sigmoid1)(REAL z)
-{
-    const REAL e = R_EXP(-R_FABS(z));
-    return (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
-}
-
 void SFX(pynet_math_function)(int fn, int64_t n, const REAL *X, REAL *Y)
 {
     VM_MATH(fn, n, X, Y);

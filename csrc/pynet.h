@@ -19,11 +19,11 @@ int pynet_simd_active(void);                       /* 1 when the AVX2+FMA micro-
 int pynet_openmp(void);                            /* 1 when built with OpenMP */
 int pynet_block_sizes(int dbl, int64_t *out5);     /* out5 = MR, NR, MC, KC, NC for f32 (dbl=0) or f64 */
 int pynet_set_gemm_path(int path);                 /* 0 auto, 1 panel path, 2 packed path (tests); returns it */
-int pynet_set_tiles(int on);                       /* 0: train_gd never uses row tiles (tests); returns it */
-const char *pynet_compiler(void);
-int pynet_isa_supported(void);                     /* widest vector ISA the CPU and OS allow: 0 base, 1 avx2, 2 avx512 */
-int pynet_get_isa(void);                           /* the ISA the elementwise math runs (PYNET_ISA caps it) */
-int pynet_set_isa(int isa);                        /* choose a supported ISA (tests); returns it, −1 if unsupported */                 /* the compiler that built this library, for pynet info */
+int pynet_set_tiles(int on);                       /* 0: no row tiles in train_gd, train_epoch (tests) */
+const char *pynet_compiler(void);                 /* the compiler that built this library, for pynet info */
+int pynet_isa_supported(void);                     /* widest ISA the CPU and OS allow: 0 base, 1 avx2, 2 avx512 */
+int pynet_get_isa(void);                           /* the ISA of the math and micro-kernels (PYNET_ISA caps it) */
+int pynet_set_isa(int isa);                        /* choose a supported ISA (tests); returns it, −1 if not */
 
 /* ---- GEMM: C = A·B (beta = 0) or C += A·B (beta = 1); A(i,p) = A[i*rsa + p*csa], B(p,j) = B[p*rsb + j*csb] */
 void pynet_gemm_f32(int64_t m, int64_t n, int64_t k, const float *A, int64_t rsa, int64_t csa,

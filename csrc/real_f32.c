@@ -13,11 +13,6 @@
 #define MC PYNET_MC_F32
 #define KC PYNET_KC_F32
 #define NC PYNET_NC_F32
-#define R_EXP expf
-#define R_EXPM1 expm1f
-#define R_LOG logf
-#define R_LOG1P log1pf
-#define R_TANH tanhf
 #define R_FABS fabsf
 #if PYNET_X86_SIMD
 #define VEC_SGD pynet_sgd_avx2_f32

@@ -13,11 +13,6 @@
 #define MC PYNET_MC_F64
 #define KC PYNET_KC_F64
 #define NC PYNET_NC_F64
-#define R_EXP exp
-#define R_EXPM1 expm1
-#define R_LOG log
-#define R_LOG1P log1p
-#define R_TANH tanh
 #define R_FABS fabs
 
 #define VM_MATH pynet_vm_math_f64

@@ -79,7 +79,7 @@ int pynet_set_gemm_path(int path)
     return g_path;
 }
 
-/* Whether train_gd may run large batches of narrow networks by row tiles (train.c): 1 by default; 0 from
+/* Whether train_gd and train_epoch may run large batches of narrow networks by row tiles (train.c): 1 by default; 0 from
  * PYNET_TILES=0 or pynet_set_tiles(0) (tests compare the two, benchmarks time them). */
 static int g_tiles = -1;
 

@@ -322,11 +322,11 @@ static double SFX(sum_sq)(int64_t n, const REAL *x)
     return s;
 }
 
-/* ---- Row tiles for large batches of narrow networks (train_gd).
+/* ---- Row tiles for large batches of narrow networks (train_gd, and train_epoch's large batches).
  *
  * A whole-batch step of a narrow network (SimpleChains' 4-32-16-4 on 10,000 rows) runs six GEMMs of
  * k or n ≤ 32 over every row, each split over the threads with a barrier, and its activations (2 MB)
- * stream through L2 between layers. Tiles of TILE rows instead go through the whole network — forward, loss,
+ * stream through L2 between layers. Tiles of row_tile() rows instead go through the whole network — forward, loss,
  * backward — while their activations stay in L1/L2, one tile per thread at a time with no barrier, and
  * each tile's gradient is added into one of TILE_GROUPS fixed group sums (tiles in order within a group,
  * groups in order at the end): the same bits for every thread count. A tile's output loss is normalised
@@ -365,6 +365,7 @@ typedef struct {
     REAL *groups;              /* TILE_GROUPS × P */
     double *values;            /* per tile: its scaled loss */
     int64_t per_thread;        /* elements of buf per thread */
+    int64_t acts;              /* elements of a thread's h[1..L]; its g1, g2 and tile gradient follow */
     int64_t H;                 /* hidden units: per-thread alive marks (train_epoch's diagnostics), or 0 */
     int64_t *alive;            /* nth × H, OR-ed into the caller's after each step (order-free: same bits) */
 } SFX(tiler);
@@ -391,11 +392,10 @@ static int SFX(tiler_init)(SFX(tiler) *tl, const SFX(net) *proto, int64_t n, int
     tl->ntiles = (n + T - 1) / T;
     tl->nth = nth;
     tl->P = P;
-    int64_t acts = 0;
     for (int64_t l = 1; l <= L; ++l)
-        acts += T * proto->sizes[l];
+        tl->acts += T * proto->sizes[l];
     /* per thread: h[1..L], g1, g2, the tile gradient (each start rounded to a cache line) */
-    tl->per_thread = (acts + 2 * T * proto->maxw + P + 64) / 16 * 16;
+    tl->per_thread = (tl->acts + 2 * T * proto->maxw + P + 64) / 16 * 16;
     tl->nets = calloc((size_t)nth, sizeof *tl->nets);
     tl->hs = malloc((size_t)(nth * (L + 1)) * sizeof *tl->hs);
     tl->values = malloc((size_t)tl->ntiles * sizeof *tl->values);
@@ -434,12 +434,7 @@ static double SFX(tiled_gradient)(SFX(tiler) *tl, const REAL *params, REAL *grad
 {
     const SFX(net) *proto = &tl->nets[0];
     const int64_t T = tl->T, nt = (n + T - 1) / T, P = tl->P, n0 = proto->sizes[0], k = proto->sizes[proto->L];
-    double wtot = (double)n;
-    if (sw) {
-        wtot = 0;
-        for (int64_t r = 0; r < n; ++r)
-            wtot += sw[r];
-    }
+    const double wtot = SFX(weight_sum)(n, sw);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(tl->nth) schedule(dynamic, 1) if (tl->nth > 1)
 #endif
@@ -450,23 +445,14 @@ static double SFX(tiled_gradient)(SFX(tiler) *tl, const REAL *params, REAL *grad
         const int me = 0;
 #endif
         SFX(net) *net = &tl->nets[me];
-        REAL *w = tl->buf + me * tl->per_thread;
-        int64_t acts = 0;
-        for (int64_t l = 1; l <= net->L; ++l)
-            acts += T * net->sizes[l];
-        REAL *g1 = w + acts, *g2 = g1 + T * net->maxw, *tg = g2 + T * net->maxw;
+        REAL *g1 = tl->buf + me * tl->per_thread + tl->acts, *g2 = g1 + T * net->maxw, *tg = g2 + T * net->maxw;
         REAL *sum = tl->groups + g * P;
         const int64_t t0 = nt * g / TILE_GROUPS, t1 = nt * (g + 1) / TILE_GROUPS;
         for (int64_t p = 0; p < P; ++p)
             sum[p] = 0;
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t r0 = t * T, rows = PYNET_MIN(T, n - r0);
-            double wt = (double)rows;
-            if (sw) {
-                wt = 0;
-                for (int64_t r = r0; r < r0 + rows; ++r)
-                    wt += sw[r];
-            }
+            const double wt = SFX(weight_sum)(rows, sw ? sw + r0 : NULL);
             if (wt == 0) {                         /* a tile of zero weights adds nothing (and would divide by 0) */
                 tl->values[t] = 0;
                 continue;

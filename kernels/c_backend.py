@@ -131,7 +131,7 @@ def set_gemm_path(path: int) -> int:
 
 
 def set_tiles(on: bool) -> bool:
-    """Test hook: False keeps train_gd on whole-batch products (no row tiles); returns the setting."""
+    """Test hook: False keeps train_gd and train_epoch on whole-batch products (no row tiles); returns it."""
     return bool(lib.pynet_set_tiles(1 if on else 0))
 
 
