@@ -168,7 +168,7 @@ void pynet_ukr_nopack_f32(int64_t k, const float *a, int64_t rsa, int64_t csa, c
 int64_t pynet_nopack_rows_f32(int64_t rem)
 {
     if (pynet_get_isa() == PYNET_ISA_AVX512)
-        return rem >= 12 || rem > 8 ? (rem >= 12 ? 12 : 6) : rem > 6 ? 8 : rem > 4 ? 6 : 4;
+        return rem >= 12 ? 12 : rem > 8 ? 6 : rem > 6 ? 8 : rem > 4 ? 6 : 4;
     return rem <= 4 || rem == 7 || rem == 8 ? 4 : PYNET_MR;
 }
 
